@@ -116,26 +116,9 @@ impl DiscoveryError {
     }
 }
 
-pub(crate) fn target_name(target: TargetSessionAttrs) -> &'static str {
-    match target {
-        TargetSessionAttrs::Any => "any",
-        TargetSessionAttrs::ReadWrite => "read-write",
-        TargetSessionAttrs::ReadOnly => "read-only",
-        TargetSessionAttrs::Primary => "primary",
-        TargetSessionAttrs::Standby => "standby",
-        TargetSessionAttrs::PreferStandby => "prefer-standby",
-        #[allow(unreachable_patterns)]
-        _ => "unknown",
-    }
-}
-
 impl fmt::Display for DiscoveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "no host matched target_session_attrs={}",
-            target_name(self.target)
-        )?;
+        write!(f, "no host matched target_session_attrs={}", self.target)?;
         if let Some(waited) = self.waited {
             write!(f, " within {:.1}s", waited.as_secs_f64())?;
         }
@@ -198,6 +181,7 @@ pub(crate) struct Connected<C> {
 
 /// What one host looks like from here, for diagnostics.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HostStatus {
     /// The host.
     pub host: Host,
@@ -207,6 +191,9 @@ pub struct HostStatus {
     pub is_current_primary: bool,
     /// Why it last failed, if it is being left alone.
     pub failure: Option<HostFailure>,
+    /// A probe of it is still running (a host that accepts TCP but does not answer stays
+    /// here until its `connect_timeout`).
+    pub probing: bool,
 }
 
 /// The shared discovery state of one connection string.
@@ -348,6 +335,7 @@ impl Topology {
                     .down_until
                     .filter(|until| *until > now)
                     .and(s.last_failure.clone()),
+                probing: s.probing,
             })
             .collect()
     }

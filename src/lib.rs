@@ -17,3 +17,8 @@ pub use connection_string::{
 };
 pub use discovery::{DiscoveryError, HostFailure, HostStatus};
 pub use host_connection::{HostConnection, ServerRole};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
