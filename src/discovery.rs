@@ -596,3 +596,95 @@ pub(crate) fn probe<C: HostConnection>(
         .map_err(|e| HostFailure::Other(format!("role probe failed: {e}")))?;
     Ok((conn, role))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(message: &str) -> ConnectionError {
+        ConnectionError::BadConnection(message.to_string())
+    }
+
+    #[test]
+    fn libpq_messages_are_classified() {
+        let refused = "connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n";
+        assert_eq!(
+            HostFailure::from_connection_error(&bad(refused)),
+            HostFailure::Refused
+        );
+        assert_eq!(
+            HostFailure::from_connection_error(&bad("timeout expired\n")),
+            HostFailure::TimedOut
+        );
+        assert_eq!(
+            HostFailure::from_connection_error(&bad(
+                "connection to server at \"h\" (1.2.3.4), port 5432 failed: FATAL:  password authentication failed for user \"app\"\n"
+            )),
+            HostFailure::AuthenticationFailed
+        );
+        assert_eq!(
+            HostFailure::from_connection_error(&bad(
+                "\n  FATAL:  database \"nope\" does not exist\n"
+            )),
+            HostFailure::Other("FATAL:  database \"nope\" does not exist".into())
+        );
+    }
+
+    #[test]
+    fn target_session_attrs_match_libpq() {
+        use ServerRole::*;
+        use TargetSessionAttrs as T;
+        let table = [
+            (T::Any, [true, true, true]),
+            (T::ReadWrite, [true, false, false]),
+            (T::Primary, [true, true, false]),
+            (T::ReadOnly, [false, true, true]),
+            (T::Standby, [false, false, true]),
+            (T::PreferStandby, [false, false, true]),
+        ];
+        for (target, expected) in table {
+            let got = [Primary, ReadOnlyPrimary, Standby].map(|role| matches(target, role));
+            assert_eq!(got, expected, "{target}");
+        }
+        assert_eq!(
+            HostFailure::mismatch(T::ReadWrite, Standby),
+            HostFailure::InRecovery
+        );
+        assert_eq!(
+            HostFailure::mismatch(T::ReadWrite, ReadOnlyPrimary),
+            HostFailure::ReadOnly
+        );
+        assert_eq!(
+            HostFailure::mismatch(T::Standby, Primary),
+            HostFailure::NotStandby
+        );
+        assert_eq!(
+            HostFailure::mismatch(T::ReadOnly, Primary),
+            HostFailure::ReadWrite
+        );
+    }
+
+    #[test]
+    fn the_error_lists_every_host_without_the_password() {
+        let cs: ConnectionString = "postgres://u:S3cret@a:1,b:2,[::1]:3/db".parse().unwrap();
+        let error = DiscoveryError {
+            target: cs.target_session_attrs(),
+            hosts: cs
+                .hosts()
+                .iter()
+                .cloned()
+                .zip([
+                    HostFailure::Refused,
+                    HostFailure::TimedOut,
+                    HostFailure::InRecovery,
+                ])
+                .collect(),
+            waited: None,
+        };
+        assert_eq!(
+            error.to_string(),
+            "no host matched target_session_attrs=read-write: a:1 (connection refused), \
+             b:2 (timed out), [::1]:3 (in recovery)"
+        );
+    }
+}
