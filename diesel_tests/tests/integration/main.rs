@@ -1,1 +1,3 @@
 //! Integration tests against real servers.
+
+mod cluster;
