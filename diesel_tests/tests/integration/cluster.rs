@@ -726,6 +726,8 @@ struct State {
 pub struct PgCluster {
     dir: PathBuf,
     state: Mutex<State>,
+    /// The process-wide [`PgCluster::shared`] cluster: topology changes panic.
+    shared: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -807,6 +809,7 @@ impl PgCluster {
         // From here on, a panic drops `cluster`, which stops whatever runs.
         let cluster = PgCluster {
             dir,
+            shared: false,
             state: Mutex::new(State {
                 nodes: Vec::new(),
                 original_primary: 0,
@@ -924,7 +927,8 @@ impl PgCluster {
     }
 
     /// A process-wide cluster (primary + 2 standbys), started on first use.
-    /// Tests using it must not change its topology (no kill/promote/restart).
+    /// Tests using it must not change its topology: `kill`, `promote`,
+    /// `restart` and `rejoin_as_standby` panic on it.
     pub fn shared() -> &'static PgCluster {
         static SHARED: OnceLock<PgCluster> = OnceLock::new();
         static FAILED: AtomicBool = AtomicBool::new(false);
@@ -947,7 +951,9 @@ impl PgCluster {
                 );
             }
             let _flag = FlagOnPanic;
-            PgCluster::start(2)
+            let mut cluster = PgCluster::start(2);
+            cluster.shared = true;
+            cluster
         })
     }
 
@@ -1145,6 +1151,7 @@ impl PgCluster {
     /// Kills a node hard (`pg_ctl stop -m immediate`) and waits until its port
     /// refuses connections.
     pub fn kill(&self, port: u16) {
+        self.forbid_on_shared("kill");
         let node = self.node(port);
         if !node.running {
             panic!("kill: node {} is not running", node.label());
@@ -1180,6 +1187,7 @@ impl PgCluster {
     /// `pg_is_in_recovery()` is false on it, and re-points the other standbys
     /// at it (see the module docs for when they can follow).
     pub fn promote(&self, port: u16) {
+        self.forbid_on_shared("promote");
         let node = self.node(port);
         if node.role != Role::Standby || !node.running {
             panic!("promote: node {} is not a running standby", node.label());
@@ -1254,6 +1262,7 @@ impl PgCluster {
 
     /// Restarts a stopped node with the same data directory and port.
     pub fn restart(&self, port: u16) {
+        self.forbid_on_shared("restart");
         let mut node = self.node(port);
         if node.running {
             panic!("restart: node {} is already running", node.label());
@@ -1267,6 +1276,7 @@ impl PgCluster {
     /// of the current primary: stops it if running, replaces its data
     /// directory with a fresh base backup, and starts it on the same port.
     pub fn rejoin_as_standby(&self, port: u16) {
+        self.forbid_on_shared("rejoin_as_standby");
         let mut node = self.node(port);
         let primary = self.current_primary_port();
         if port == primary {
@@ -1350,6 +1360,15 @@ impl PgCluster {
     }
 
     // --- internals -----------------------------------------------------------
+
+    fn forbid_on_shared(&self, what: &str) {
+        if self.shared {
+            panic!(
+                "{what}: PgCluster::shared() is used by many tests at once and must keep its \
+                 topology; start an own cluster with PgCluster::start(n) instead"
+            );
+        }
+    }
 
     fn node(&self, port: u16) -> Node {
         let state = lock(&self.state);

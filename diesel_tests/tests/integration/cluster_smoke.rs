@@ -97,6 +97,12 @@ fn cluster_shared_topology() {
         cluster.query_one(cluster.primary_port(), "SELECT 1 + 1"),
         "2"
     );
+    let killed = std::panic::catch_unwind(|| cluster.kill(cluster.primary_port()));
+    assert!(
+        killed.is_err(),
+        "kill() on the shared cluster did not panic"
+    );
+    assert!(!refuses(cluster.primary_port()));
 }
 
 #[test]
