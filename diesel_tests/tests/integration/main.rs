@@ -1,1 +1,4 @@
 //! Integration tests against real servers.
+
+mod cluster;
+mod cluster_smoke;
