@@ -1401,8 +1401,9 @@ impl ConnectionString {
     }
 
     /// A canonical string identifying this cluster and these credentials (hosts, user,
-    /// password, database, libpq parameters), for sharing discovery state within the
-    /// process. Contains the password: only for use as a map key, never to be printed.
+    /// password, database, libpq parameters and the crate's own parameters), for sharing
+    /// discovery state within the process. Contains the password: only for use as a map key,
+    /// never to be printed.
     pub(crate) fn discovery_key(&self) -> String {
         fn field(out: &mut String, tag: &str, value: Option<&str>) {
             match value {
@@ -1426,6 +1427,19 @@ impl ConnectionString {
         for (k, v) in &self.params {
             field(&mut out, k, Some(v));
         }
+        // The crate's own parameters too: connections that differ in how they pick their
+        // primary or route their reads must not share one topology.
+        let _ = write!(
+            out,
+            "tsa={};lbh={};ct={:?};rr={};rri={:?};ft={:?};wf={:?}",
+            self.target_session_attrs,
+            self.load_balance_hosts,
+            self.connect_timeout,
+            self.replica_reads,
+            self.replica_retry_interval,
+            self.failover_timeout,
+            self.writing_functions,
+        );
         out
     }
 }
@@ -2583,7 +2597,10 @@ mod tests {
     fn discovery_key_identifies_cluster_and_credentials() {
         let a = parse("postgresql://u:p1@h1,h2/db?sslmode=require");
         let b = parse("postgresql://u:p2@h1,h2/db?sslmode=require");
-        let c = parse("host=h1,h2 user=u password=p1 dbname=db sslmode=require replica_reads=off");
+        let c = parse("host=h1,h2 user=u password=p1 dbname=db sslmode=require");
+        let c_off =
+            parse("host=h1,h2 user=u password=p1 dbname=db sslmode=require replica_reads=off");
+        assert_ne!(c.discovery_key(), c_off.discovery_key());
         let d = parse("postgresql://u:p1@h1,h2:5433/db?sslmode=require");
         assert_ne!(a.discovery_key(), b.discovery_key());
         assert_eq!(a.discovery_key(), c.discovery_key());
