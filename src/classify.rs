@@ -35,7 +35,10 @@ pub const DEFAULT_WRITING_FUNCTIONS: &[&str] = &[
 /// Classify `sql`. `extra_writing_functions` are lower-case function names added by the user.
 pub(crate) fn classify(sql: &str, extra_writing_functions: &[String]) -> Classification {
     let s = sql.trim_start().to_ascii_lowercase();
-    let first = s.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or("");
+    let first = s
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("");
     let tx = match first {
         "begin" | "start" => TxEffect::Begin,
         "commit" | "rollback" | "end" | "abort" => TxEffect::End,
@@ -57,5 +60,9 @@ pub(crate) fn classify(sql: &str, extra_writing_functions: &[String]) -> Classif
         || s.contains("temp table")
         || s.contains("pg_advisory")
         || s.contains("set_config(");
-    Classification { read_only, pins_session, tx }
+    Classification {
+        read_only,
+        pins_session,
+        tx,
+    }
 }

@@ -200,7 +200,10 @@ impl FromStr for ConnectionString {
             .split(',')
             .map(|h| {
                 let (h, p) = h.rsplit_once(':').unwrap_or((h, "5432"));
-                Host { host: h.to_string(), port: p.parse().unwrap_or(5432) }
+                Host {
+                    host: h.to_string(),
+                    port: p.parse().unwrap_or(5432),
+                }
             })
             .collect();
         let mut cs = ConnectionString {
@@ -220,8 +223,12 @@ impl FromStr for ConnectionString {
         for kv in query.split('&').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             match k {
-                "connect_timeout" => cs.connect_timeout = Duration::from_secs(v.parse().unwrap_or(10)),
-                "failover_timeout" => cs.failover_timeout = Duration::from_secs(v.parse().unwrap_or(30)),
+                "connect_timeout" => {
+                    cs.connect_timeout = Duration::from_secs(v.parse().unwrap_or(10))
+                }
+                "failover_timeout" => {
+                    cs.failover_timeout = Duration::from_secs(v.parse().unwrap_or(30))
+                }
                 "replica_retry_interval" => {
                     cs.replica_retry_interval = Duration::from_secs(v.parse().unwrap_or(30))
                 }
@@ -237,8 +244,11 @@ impl FromStr for ConnectionString {
                     }
                 }
                 "load_balance_hosts" => {
-                    cs.load_balance_hosts =
-                        if v == "random" { LoadBalanceHosts::Random } else { LoadBalanceHosts::Disable }
+                    cs.load_balance_hosts = if v == "random" {
+                        LoadBalanceHosts::Random
+                    } else {
+                        LoadBalanceHosts::Disable
+                    }
                 }
                 "writing_functions" => {
                     cs.writing_functions = v.split(',').map(|s| s.to_string()).collect()
@@ -272,6 +282,11 @@ impl fmt::Display for ConnectionString {
             write!(f, "@")?;
         }
         let hosts: Vec<String> = self.hosts.iter().map(|h| h.to_string()).collect();
-        write!(f, "{}/{}", hosts.join(","), self.dbname.as_deref().unwrap_or(""))
+        write!(
+            f,
+            "{}/{}",
+            hosts.join(","),
+            self.dbname.as_deref().unwrap_or("")
+        )
     }
 }
