@@ -5,20 +5,42 @@
 mod classify;
 mod connection_string;
 
+mod any_connection;
+mod app;
 mod app_label_router;
+mod backend_url;
+mod builder;
+mod config;
+mod connection_manager;
+mod migrate;
 mod model;
 mod primary_replica_router;
 mod redact;
+mod registry;
 mod router;
+mod unit_of_work;
 
 pub use classify::DEFAULT_WRITING_FUNCTIONS;
 pub use connection_string::{
     ConnectionString, ConnectionStringError, Host, LoadBalanceHosts, TargetSessionAttrs,
 };
 
+#[cfg(feature = "postgres")]
+pub use any_connection::PostgresConnection;
+pub use any_connection::{AnyBackend, AnyConnection};
+pub use app::{App, AppMigrations};
 pub use app_label_router::AppLabelRouter;
+pub use backend_url::BackendKind;
+pub use builder::{BuildError, DatabasesBuilder};
+pub use config::{Config, ConfigError, DatabaseConfig, DATABASE_URL_ENV};
+pub use migrate::{
+    AliasMigrationStatus, AliasMigrations, AppMigrationStatus, MigrateError, MigrateEvent,
+    PlannedMigration, MIGRATIONS_TABLE,
+};
 pub use model::{Model, ModelInfo};
 pub use primary_replica_router::{PrimaryReplicaRouter, ReadStrategy};
+pub use registry::{Alias, Databases, PoolError, PooledConnection};
 pub use router::{
     DatabaseRouter, Hints, InstanceRef, Route, RouteReason, RouterChain, DEFAULT_ALIAS,
 };
+pub use unit_of_work::{UnitOfWork, UnitOfWorkError};
