@@ -67,7 +67,7 @@ impl ModelInfo {
 /// Shown as `app_label.model_name`, as Django labels models.
 impl fmt::Display for ModelInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.app_label, self.model_name)
+        f.pad(&format!("{}.{}", self.app_label, self.model_name))
     }
 }
 
