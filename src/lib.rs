@@ -18,7 +18,12 @@ mod primary_replica_router;
 mod redact;
 mod registry;
 mod router;
+#[cfg(feature = "cli")]
+mod topology_report;
 mod unit_of_work;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 pub use classify::DEFAULT_WRITING_FUNCTIONS;
 pub use connection_string::{
