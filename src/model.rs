@@ -73,8 +73,9 @@ impl fmt::Display for ModelInfo {
 
 /// Declares [`Model`] for many types at once, grouped by app label.
 ///
-/// Each entry is either a Diesel table written `module::table` (the model name is the module
-/// name, i.e. the table name) or any type followed by `= "model_name"`.
+/// Each entry is either a Diesel table's path ending in `module::table` (`posts::table`,
+/// `crate::schema::posts::table`; the model name is the module name, i.e. the table name) or
+/// any type followed by `= "model_name"`.
 ///
 /// ```
 /// use diesel_multidb::{models, Model};
@@ -106,10 +107,10 @@ macro_rules! models {
 #[macro_export]
 macro_rules! __models_app {
     ($app:literal; ) => {};
-    ($app:literal; $module:ident :: table $(, $($rest:tt)*)?) => {
-        impl $crate::Model for $module::table {
+    ($app:literal; $($seg:ident)::+ $(, $($rest:tt)*)?) => {
+        impl $crate::Model for $($seg)::+ {
             const APP_LABEL: &'static str = $app;
-            const MODEL_NAME: &'static str = ::core::stringify!($module);
+            const MODEL_NAME: &'static str = $crate::__model_name!($($seg)+);
         }
         $crate::__models_app!($app; $($($rest)*)?);
     };
@@ -122,6 +123,23 @@ macro_rules! __models_app {
     };
 }
 
+/// Implementation detail of [`models!`]: the module name of a `path::to::module::table` path.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __model_name {
+    ($module:ident $table:ident) => {
+        ::core::stringify!($module)
+    };
+    ($first:ident $($rest:ident)+) => {
+        $crate::__model_name!($($rest)+)
+    };
+    ($single:ident) => {
+        ::core::compile_error!(::core::concat!(
+            "models!: write `", ::core::stringify!($single), " = \"model_name\"` (only `module::table` paths name themselves)"
+        ))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,8 +149,15 @@ mod tests {
         #[allow(non_camel_case_types)]
         pub(crate) struct table;
     }
+    mod schema {
+        pub(crate) mod deep {
+            #[allow(non_camel_case_types)]
+            pub(crate) struct table;
+        }
+    }
     crate::models! {
         "app_a" => [things::table, Marker = "marker"],
+        "app_b" => [self::schema::deep::table],
     }
 
     #[test]
@@ -140,5 +165,6 @@ mod tests {
         assert_eq!(things::table::info(), ModelInfo::new("app_a", "things"));
         assert_eq!(Marker::info().to_string(), "app_a.marker");
         assert_eq!(ModelInfo::of::<Marker>().model_name(), "marker");
+        assert_eq!(schema::deep::table::info(), ModelInfo::new("app_b", "deep"));
     }
 }

@@ -1,1 +1,10 @@
 //! Integration tests against real servers.
+
+mod common;
+mod pg;
+
+mod cli;
+mod migrations;
+mod registry;
+mod routers_db;
+mod unit_of_work;
