@@ -312,7 +312,7 @@ impl Databases {
         }
         let lists = self.migrations_for(alias)?;
         let mut conn = self.using(alias)?;
-        let applied = applied(&mut conn, alias, false)?;
+        let applied = applied(&mut conn, alias)?;
         let apps = lists
             .into_iter()
             .map(|(app, list)| {
@@ -377,8 +377,19 @@ impl Databases {
             });
         }
         let lists = self.migrations_for(alias)?;
+        let apps = lists.iter().map(|(a, _)| a.clone()).collect();
+        if lists.is_empty() {
+            // No app migrates here: not even the records table is created.
+            progress(MigrateEvent::Start { alias, pending: 0 });
+            return Ok(AliasMigrations {
+                alias: alias.to_owned(),
+                mirror_of: None,
+                apps,
+                migrations: Vec::new(),
+            });
+        }
         let mut conn = self.using(alias)?;
-        let applied = applied(&mut conn, alias, apply)?;
+        let applied = applied(&mut conn, alias)?;
         let mut pending: Vec<(PlannedMigration, &dyn Migration<AnyBackend>)> = Vec::new();
         for (app, list) in &lists {
             for m in list {
@@ -396,12 +407,14 @@ impl Databases {
                 }
             }
         }
-        let apps = lists.iter().map(|(a, _)| a.clone()).collect();
         if apply {
             progress(MigrateEvent::Start {
                 alias,
                 pending: pending.len(),
             });
+            if !pending.is_empty() {
+                create_records(&mut conn, alias)?;
+            }
             for (planned, migration) in &pending {
                 progress(MigrateEvent::Applying(planned));
                 let started = Instant::now();
@@ -458,36 +471,41 @@ struct Present {
     present: bool,
 }
 
-/// The `(app, version)` pairs recorded on the alias; creates the table when `create`.
+/// Creates the records table if it does not exist.
+fn create_records(conn: &mut AnyConnection, alias: &str) -> Result<(), MigrateError> {
+    diesel::sql_query(CREATE_RECORDS)
+        .execute(conn)
+        .map(drop)
+        .map_err(|source| MigrateError::Records {
+            alias: alias.to_owned(),
+            source,
+        })
+}
+
+/// The `(app, version)` pairs recorded on the alias (none when the records table does not
+/// exist yet: reading never writes).
 fn applied(
     conn: &mut AnyConnection,
     alias: &str,
-    create: bool,
 ) -> Result<BTreeSet<(String, String)>, MigrateError> {
     let err = |source| MigrateError::Records {
         alias: alias.to_owned(),
         source,
     };
-    if create {
-        diesel::sql_query(CREATE_RECORDS)
-            .execute(conn)
-            .map_err(err)?;
-    } else {
-        let probe = match conn.backend_kind() {
-            crate::BackendKind::Postgres => {
-                "SELECT (to_regclass('__diesel_multidb_migrations') IS NOT NULL) AS present"
-            }
-            crate::BackendKind::Sqlite => {
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
-                 AND name = '__diesel_multidb_migrations') AS present"
-            }
-        };
-        let present = diesel::sql_query(probe)
-            .get_result::<Present>(conn)
-            .map_err(err)?;
-        if !present.present {
-            return Ok(BTreeSet::new());
+    let probe = match conn.backend_kind() {
+        crate::BackendKind::Postgres => {
+            "SELECT (to_regclass('__diesel_multidb_migrations') IS NOT NULL) AS present"
         }
+        crate::BackendKind::Sqlite => {
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+             AND name = '__diesel_multidb_migrations') AS present"
+        }
+    };
+    let present = diesel::sql_query(probe)
+        .get_result::<Present>(conn)
+        .map_err(err)?;
+    if !present.present {
+        return Ok(BTreeSet::new());
     }
     let rows = records::table
         .select((records::app_label, records::version))

@@ -1,5 +1,8 @@
 //! Integration tests against real servers.
 
+mod cluster;
+mod cluster_smoke;
+
 mod common;
 mod pg;
 

@@ -246,3 +246,40 @@ fn mixed_postgres_and_sqlite_in_one_registry() {
         "/on-sqlite"
     );
 }
+
+#[test]
+fn a_password_authenticated_alias_never_shows_its_password() {
+    use crate::cluster::APP_PASSWORD;
+    let s = Scratch::new();
+    let db = pg::fresh("registry_password");
+    let mut wrong = DatabaseConfig::new(db.app_primary_url("wrong-pass-xyz"));
+    wrong.connection_timeout_secs = Some(2);
+    let dbs = Config::new()
+        .database(
+            "default",
+            DatabaseConfig::new(db.app_primary_url(APP_PASSWORD)),
+        )
+        .database("wrong", wrong)
+        .database("lite", DatabaseConfig::new(s.sqlite_url("lite")))
+        .build()
+        .unwrap();
+    dbs.ping("default").expect("app connects with its password");
+    let e = dbs.using("wrong").unwrap_err();
+    let text = format!(
+        "{e} | {e:?} | {dbs:?} | {:?}",
+        dbs.alias("default").unwrap()
+    );
+    assert!(
+        e.to_string()
+            .starts_with("cannot get a connection to database `wrong`"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("password authentication failed"),
+        "{e}"
+    );
+    for secret in [APP_PASSWORD, "wrong-pass-xyz"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    assert!(text.contains("app:********@127.0.0.1"), "{text}");
+}
