@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
+#[cfg(feature = "sqlite")]
+use diesel::connection::SimpleConnection;
+use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::r2d2::R2D2Connection;
 use diesel::{Connection, ConnectionError};
 

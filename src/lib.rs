@@ -48,4 +48,4 @@ pub use registry::{Alias, Databases, PoolError, PooledConnection};
 pub use router::{
     DatabaseRouter, Hints, InstanceRef, Route, RouteReason, RouterChain, DEFAULT_ALIAS,
 };
-pub use unit_of_work::{UnitOfWork, UnitOfWorkError};
+pub use unit_of_work::{CommitFailure, UnitOfWork, UnitOfWorkError};

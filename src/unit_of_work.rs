@@ -26,24 +26,29 @@ pub enum UnitOfWorkError {
         source: diesel::result::Error,
     },
     /// A COMMIT failed. Aliases committed before it stay committed (this is not two-phase
-    /// commit); the ones after it were rolled back.
-    Commit {
-        /// The aliases committed before the failure, in order: their changes are durable.
-        committed: Vec<String>,
-        /// The alias whose COMMIT failed (its transaction is rolled back).
-        failed: String,
-        /// Diesel's error for that COMMIT.
-        source: diesel::result::Error,
-        /// The aliases rolled back after the failure.
-        rolled_back: Vec<String>,
-        /// Aliases whose rollback failed too, with the error.
-        rollback_failed: Vec<(String, diesel::result::Error)>,
-    },
+    /// commit); the ones after it were rolled back. The details are boxed.
+    Commit(Box<CommitFailure>),
     /// A ROLLBACK failed on some aliases (the others were rolled back).
     Rollback {
         /// The aliases and errors.
         failed: Vec<(String, diesel::result::Error)>,
     },
+}
+
+/// What a failed [`UnitOfWork::commit`] left behind.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CommitFailure {
+    /// The aliases committed before the failure, in order: their changes are durable.
+    pub committed: Vec<String>,
+    /// The alias whose COMMIT failed (its transaction is rolled back).
+    pub failed: String,
+    /// Diesel's error for that COMMIT.
+    pub source: diesel::result::Error,
+    /// The aliases rolled back after the failure.
+    pub rolled_back: Vec<String>,
+    /// Aliases whose rollback failed too, with the error.
+    pub rollback_failed: Vec<(String, diesel::result::Error)>,
 }
 
 impl fmt::Display for UnitOfWorkError {
@@ -72,13 +77,14 @@ impl fmt::Display for UnitOfWorkError {
                     "unit of work: cannot begin a transaction on database `{alias}`: {source}"
                 )
             }
-            UnitOfWorkError::Commit {
-                committed,
-                failed,
-                source,
-                rolled_back,
-                rollback_failed,
-            } => {
+            UnitOfWorkError::Commit(c) => {
+                let CommitFailure {
+                    committed,
+                    failed,
+                    source,
+                    rolled_back,
+                    rollback_failed,
+                } = &**c;
                 write!(
                     f,
                     "unit of work: commit failed on database `{failed}`: {source}; already committed: {}; rolled back: {}",
@@ -101,9 +107,8 @@ impl std::error::Error for UnitOfWorkError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             UnitOfWorkError::Connect(e) => Some(e),
-            UnitOfWorkError::Begin { source, .. } | UnitOfWorkError::Commit { source, .. } => {
-                Some(source)
-            }
+            UnitOfWorkError::Begin { source, .. } => Some(source),
+            UnitOfWorkError::Commit(c) => Some(&c.source),
             UnitOfWorkError::Rollback { failed } => failed.first().map(|(_, e)| e as _),
         }
     }
@@ -255,13 +260,13 @@ impl<'a> UnitOfWork<'a> {
                     }
                     let (rolled_back, rollback_failed) = roll_back(open.by_ref());
                     tracing::warn!(%failed, ?committed, ?rolled_back, "unit of work: commit failed");
-                    return Err(UnitOfWorkError::Commit {
+                    return Err(UnitOfWorkError::Commit(Box::new(CommitFailure {
                         committed,
                         failed,
                         source,
                         rolled_back,
                         rollback_failed,
-                    });
+                    })));
                 }
             }
         }

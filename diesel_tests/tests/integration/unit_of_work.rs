@@ -3,7 +3,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel_multidb::{Config, DatabaseConfig, Databases, UnitOfWorkError};
+use diesel_multidb::{CommitFailure, Config, DatabaseConfig, Databases, UnitOfWorkError};
 
 use crate::common::Scratch;
 use crate::pg;
@@ -97,13 +97,14 @@ fn a_failed_first_commit_rolls_back_the_rest() {
     add_parent(uow.using("other").unwrap(), 1).unwrap();
     let e = uow.commit().unwrap_err();
     match &e {
-        UnitOfWorkError::Commit {
-            committed,
-            failed,
-            rolled_back,
-            rollback_failed,
-            ..
-        } => {
+        UnitOfWorkError::Commit(c) => {
+            let CommitFailure {
+                committed,
+                failed,
+                rolled_back,
+                rollback_failed,
+                ..
+            } = &**c;
             assert!(committed.is_empty());
             assert_eq!(failed, "default");
             assert_eq!(rolled_back, &["other"]);
@@ -136,12 +137,13 @@ fn a_failed_later_commit_leaves_earlier_aliases_committed_and_says_so() {
         .downcast_ref::<UnitOfWorkError>()
         .expect("a unit-of-work error");
     match e {
-        UnitOfWorkError::Commit {
-            committed,
-            failed,
-            rolled_back,
-            ..
-        } => {
+        UnitOfWorkError::Commit(c) => {
+            let CommitFailure {
+                committed,
+                failed,
+                rolled_back,
+                ..
+            } = &**c;
             assert_eq!(committed, &["default"]);
             assert_eq!(failed, "other");
             assert!(rolled_back.is_empty());
@@ -177,13 +179,9 @@ fn postgres_and_sqlite_in_one_unit_of_work() {
     add_orphan(uow.using("default").unwrap()).unwrap();
     add_parent(uow.using("other").unwrap(), 2).unwrap();
     match uow.commit().unwrap_err() {
-        UnitOfWorkError::Commit {
-            failed,
-            rolled_back,
-            ..
-        } => {
-            assert_eq!(failed, "default");
-            assert_eq!(rolled_back, ["other"]);
+        UnitOfWorkError::Commit(c) => {
+            assert_eq!(c.failed, "default");
+            assert_eq!(c.rolled_back, ["other"]);
         }
         other => panic!("unexpected {other:?}"),
     }
