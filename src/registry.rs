@@ -182,6 +182,11 @@ impl DerefMut for PooledConnection {
 /// [`Config::builder`](crate::Config::builder). It is `Send + Sync`: share it (`Arc`, a
 /// `static`) across threads.
 ///
+/// `cargo run --example quickstart` shows the whole cycle on two embedded SQLite databases
+/// (no server needed): two apps routed by routers, migrations per alias, writes and reads,
+/// and a printed account of which alias served each statement (through
+/// [`DatabasesBuilder::on_statement`](crate::DatabasesBuilder::on_statement)).
+///
 /// ```
 /// use diesel::prelude::*;
 /// use diesel_multidb::{Config, DatabaseConfig, Model};
