@@ -23,31 +23,31 @@ use crate::host_connection::HostConnection;
 /// Where a statement ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Route {
+pub enum StatementRoute {
     /// On the primary.
     Primary(Host),
     /// On a standby.
     Replica(Host),
 }
 
-impl Route {
+impl StatementRoute {
     /// The host the statement ran on.
     pub fn host(&self) -> &Host {
         match self {
-            Route::Primary(host) | Route::Replica(host) => host,
+            StatementRoute::Primary(host) | StatementRoute::Replica(host) => host,
         }
     }
     /// Whether it ran on a standby.
     pub fn is_replica(&self) -> bool {
-        matches!(self, Route::Replica(_))
+        matches!(self, StatementRoute::Replica(_))
     }
 }
 
-impl fmt::Display for Route {
+impl fmt::Display for StatementRoute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Route::Primary(host) => write!(f, "primary {host}"),
-            Route::Replica(host) => write!(f, "replica {host}"),
+            StatementRoute::Primary(host) => write!(f, "primary {host}"),
+            StatementRoute::Replica(host) => write!(f, "replica {host}"),
         }
     }
 }
@@ -321,10 +321,10 @@ impl<C: HostConnection> MultiHostConnection<C> {
     }
 
     /// Where the last statement ran, if any ran.
-    pub fn last_route(&self) -> Option<Route> {
+    pub fn last_route(&self) -> Option<StatementRoute> {
         self.routing.last.map(|last| match last {
-            LastRoute::Primary(i) => Route::Primary(self.topology.host(i).clone()),
-            LastRoute::Replica(i) => Route::Replica(self.topology.host(i).clone()),
+            LastRoute::Primary(i) => StatementRoute::Primary(self.topology.host(i).clone()),
+            LastRoute::Replica(i) => StatementRoute::Replica(self.topology.host(i).clone()),
         })
     }
 

@@ -291,6 +291,8 @@ pub struct ConnectionString {
     pub(crate) dbname: Option<String>,
     pub(crate) params: Vec<(String, String)>,
     pub(crate) target_session_attrs: TargetSessionAttrs,
+    /// Whether `target_session_attrs` was written in the string (else it is the default).
+    pub(crate) target_session_attrs_given: bool,
     pub(crate) load_balance_hosts: LoadBalanceHosts,
     pub(crate) connect_timeout: Duration,
     pub(crate) replica_reads: bool,
@@ -1115,6 +1117,7 @@ impl<'a> Parser<'a> {
             dbname,
             params: Vec::new(),
             target_session_attrs: TargetSessionAttrs::default(),
+            target_session_attrs_given: false,
             load_balance_hosts: LoadBalanceHosts::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             replica_reads: true,
@@ -1131,6 +1134,7 @@ impl<'a> Parser<'a> {
                 "target_session_attrs" => {
                     cs.target_session_attrs =
                         TargetSessionAttrs::parse(&value.text).ok_or_else(invalid)?;
+                    cs.target_session_attrs_given = true;
                 }
                 "load_balance_hosts" => {
                     cs.load_balance_hosts =

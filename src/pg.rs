@@ -37,9 +37,16 @@ impl MultiConnectionHelper for MultiHostConnection<PgConnection> {
         lookup.as_any()
     }
 
+    /// The lookup is the wrapper, or (when the inner connection collects the binds of a
+    /// `MultiConnection` query) the inner `PgConnection`.
     fn from_any(
         lookup: &mut dyn std::any::Any,
     ) -> Option<&mut <Self::Backend as TypeMetadata>::MetadataLookup> {
+        if lookup.is::<PgConnection>() {
+            return lookup
+                .downcast_mut::<PgConnection>()
+                .map(|conn| conn as &mut dyn PgMetadataLookup);
+        }
         lookup
             .downcast_mut::<Self>()
             .map(|conn| conn as &mut dyn PgMetadataLookup)

@@ -6,3 +6,12 @@ mod multihost;
 mod multihost_discovery;
 mod multihost_failover;
 mod multihost_routing;
+
+mod common;
+mod pg;
+
+mod cli;
+mod migrations;
+mod registry;
+mod routers_db;
+mod unit_of_work;

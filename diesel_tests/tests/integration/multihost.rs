@@ -3,7 +3,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer};
-use diesel_multidb::{MultiHostConnection, Route};
+use diesel_multidb::{MultiHostConnection, StatementRoute};
 
 use crate::cluster::PgCluster;
 
@@ -130,7 +130,7 @@ pub(crate) fn assert_on_standby(cluster: &PgCluster, conn: &Conn, server_port: i
 pub(crate) fn assert_on_primary(conn: &Conn, primary_port: u16, server_port: i32) {
     let route = conn.last_route().expect("a statement ran");
     assert!(
-        matches!(route, Route::Primary(_)),
+        matches!(route, StatementRoute::Primary(_)),
         "expected the primary, ran on {route}"
     );
     assert_eq!(server_port as u16, primary_port, "the server that answered");

@@ -78,7 +78,7 @@ fn writes_and_returning_run_on_the_primary() {
     assert_eq!(deleted, 1);
     assert!(matches!(
         conn.last_route(),
-        Some(diesel_multidb::Route::Primary(_))
+        Some(diesel_multidb::StatementRoute::Primary(_))
     ));
     assert_eq!(
         query_in(
@@ -331,7 +331,7 @@ fn save_changes_and_copy_from_run_on_the_primary() {
     assert_eq!(saved.name, "alice-2");
     assert!(matches!(
         conn.last_route(),
-        Some(diesel_multidb::Route::Primary(_))
+        Some(diesel_multidb::StatementRoute::Primary(_))
     ));
 
     let rows = vec![
@@ -349,7 +349,7 @@ fn save_changes_and_copy_from_run_on_the_primary() {
     assert_eq!(copied, 2);
     assert!(matches!(
         conn.last_route(),
-        Some(diesel_multidb::Route::Primary(_))
+        Some(diesel_multidb::StatementRoute::Primary(_))
     ));
     assert_eq!(
         query_in(
