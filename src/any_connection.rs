@@ -18,6 +18,8 @@ pub type PostgresConnection = crate::MultiHostConnection<diesel::PgConnection>;
 /// backend-specific features.
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 #[derive(diesel::MultiConnection)]
+// A connection lives in its pool slot; boxing it would cost an allocation per checkout.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyConnection {
     /// A PostgreSQL alias.
     Postgres(PostgresConnection),

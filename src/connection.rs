@@ -356,6 +356,7 @@ impl<C: HostConnection> MultiHostConnection<C> {
     }
 
     /// The primary connection for a statement that bypasses classification (`COPY FROM`).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn primary_for_copy(&mut self) -> QueryResult<&mut C> {
         self.settle();
         self.primary_conn()?;

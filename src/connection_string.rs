@@ -1287,6 +1287,7 @@ fn parse_function_list(s: &str) -> Result<Vec<String>, String> {
 }
 
 /// A value single-quoted for libpq's key/value form, with `\` and `'` backslash-escaped.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');
@@ -1379,6 +1380,7 @@ impl ConnectionString {
     /// `host`, `hostaddr` (if any), `port`, `user`, `password`, `dbname`, `connect_timeout`
     /// (unless unlimited), then every remaining libpq parameter; every value single-quoted
     /// with `\` and `'` backslash-escaped. This crate's parameters are never included.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn host_conninfo(&self, host: &Host) -> String {
         let mut s = format!("host={}", quote(&host.host));
         if let Some(addr) = &host.hostaddr {

@@ -12,7 +12,6 @@
 //! ```
 
 #[path = "../tests/integration/cluster.rs"]
-#[allow(dead_code)]
 mod cluster;
 
 use std::time::{Duration, Instant};

@@ -84,8 +84,7 @@ fn only_standbys_or_bad_credentials_are_reported_as_such() {
     let cluster = PgCluster::shared();
     let standbys = cluster.standby_ports();
     let error = Conn::establish(&url(&standbys, "postgres", ""))
-        .err()
-        .expect("no primary among the standbys")
+        .expect_err("no primary among the standbys")
         .to_string();
     for port in &standbys {
         assert!(
@@ -99,8 +98,7 @@ fn only_standbys_or_bad_credentials_are_reported_as_such() {
         cluster.primary_port()
     );
     let error = Conn::establish(&wrong)
-        .err()
-        .expect("wrong password")
+        .expect_err("wrong password")
         .to_string();
     assert!(error.contains("(authentication failed)"), "{error}");
     assert!(
@@ -122,8 +120,7 @@ fn only_standbys_or_bad_credentials_are_reported_as_such() {
 #[test]
 fn an_invalid_url_is_a_clear_error_without_the_password() {
     let error = Conn::establish("postgres://u:Hunter2@h1:5432,h2/db?target_session_attrs=maybe")
-        .err()
-        .expect("an invalid URL");
+        .expect_err("an invalid URL");
     match &error {
         ConnectionError::InvalidConnectionUrl(message) => {
             assert!(message.contains("target_session_attrs"), "{message}");
