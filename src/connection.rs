@@ -494,7 +494,19 @@ impl<C: HostConnection> MultiHostConnection<C> {
             // COMMIT / ROLLBACK end the transaction even when they fail.
             self.routing.manual_tx = false;
         }
-        if !self.primary_failed(&error, host, epoch, in_tx, class) {
+        let attempt = Attempt {
+            host,
+            epoch,
+            in_tx,
+            class,
+        };
+        if !primary_failed::<C>(
+            &self.topology,
+            &mut self.primary.lost,
+            self.routing.session_pinned,
+            &error,
+            attempt,
+        ) {
             return Err(error);
         }
         let connected =
@@ -506,43 +518,33 @@ impl<C: HostConnection> MultiHostConnection<C> {
         self.note(class);
         Ok(value)
     }
-
-    /// Records a failure of the primary; returns whether the statement may be re-run on a
-    /// new primary.
-    fn primary_failed(
-        &mut self,
-        error: &Error,
-        host: usize,
-        epoch: u64,
-        in_tx: bool,
-        class: Classification,
-    ) -> bool {
-        primary_failed::<C>(
-            &self.topology,
-            &mut self.primary.lost,
-            self.routing.session_pinned,
-            error,
-            host,
-            epoch,
-            in_tx,
-            class,
-        )
-    }
 }
 
-/// See [`MultiHostConnection::primary_failed`]; a free function so that `load` can call it
-/// while the primary connection is still borrowed.
-#[allow(clippy::too_many_arguments)]
+/// One statement's attempt on the primary.
+#[derive(Clone, Copy)]
+struct Attempt {
+    host: usize,
+    epoch: u64,
+    in_tx: bool,
+    class: Classification,
+}
+
+/// Records a failure of the primary; returns whether the statement may be re-run on a new
+/// primary. A free function over the fields it needs, so that `load` can call it while the
+/// primary connection is still borrowed.
 fn primary_failed<C: HostConnection>(
     topology: &Topology,
     lost: &mut bool,
     session_pinned: bool,
     error: &Error,
-    host: usize,
-    epoch: u64,
-    in_tx: bool,
-    class: Classification,
+    attempt: Attempt,
 ) -> bool {
+    let Attempt {
+        host,
+        epoch,
+        in_tx,
+        class,
+    } = attempt;
     if C::is_connection_error(error) {
         tracing::warn!(
             target: "diesel_multidb::routing",
@@ -760,15 +762,18 @@ where
                     return Ok(cursor);
                 }
                 Err(error) => {
+                    let attempt = Attempt {
+                        host: self.primary.host,
+                        epoch: self.primary.epoch,
+                        in_tx,
+                        class,
+                    };
                     let rerun = primary_failed::<C>(
                         &self.topology,
                         &mut self.primary.lost,
                         self.routing.session_pinned,
                         &error,
-                        self.primary.host,
-                        self.primary.epoch,
-                        in_tx,
-                        class,
+                        attempt,
                     );
                     if !rerun {
                         return Err(error);
