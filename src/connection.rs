@@ -360,7 +360,11 @@ impl<C: HostConnection> MultiHostConnection<C> {
     pub(crate) fn primary_for_copy(&mut self) -> QueryResult<&mut C> {
         self.settle();
         self.primary_conn()?;
-        self.routing.last = Some(LastRoute::Primary(self.primary.host));
+        ran(
+            &mut self.routing,
+            &self.topology,
+            LastRoute::Primary(self.primary.host),
+        );
         self.primary
             .conn
             .as_mut()
@@ -484,7 +488,11 @@ impl<C: HostConnection> MultiHostConnection<C> {
         let conn = self.primary_conn()?;
         let error = match op(conn) {
             Ok(value) => {
-                self.routing.last = Some(LastRoute::Primary(self.primary.host));
+                ran(
+                    &mut self.routing,
+                    &self.topology,
+                    LastRoute::Primary(self.primary.host),
+                );
                 self.note(class);
                 return Ok(value);
             }
@@ -514,9 +522,27 @@ impl<C: HostConnection> MultiHostConnection<C> {
         self.install_primary(connected);
         let conn = self.primary_conn()?;
         let value = op(conn)?;
-        self.routing.last = Some(LastRoute::Primary(self.primary.host));
+        ran(
+            &mut self.routing,
+            &self.topology,
+            LastRoute::Primary(self.primary.host),
+        );
         self.note(class);
         Ok(value)
+    }
+}
+
+/// Records (and traces) where a statement ran. A free function over the two fields it
+/// needs, so that `load` can call it while a connection is still borrowed.
+fn ran(routing: &mut Routing, topology: &Topology, last: LastRoute) {
+    routing.last = Some(last);
+    match last {
+        LastRoute::Primary(i) => {
+            tracing::trace!(target: "diesel_multidb::routing", host = %topology.host(i), "ran on the primary")
+        }
+        LastRoute::Replica(i) => {
+            tracing::trace!(target: "diesel_multidb::routing", host = %topology.host(i), "ran on a replica")
+        }
     }
 }
 
@@ -729,7 +755,7 @@ where
                 if let Some((_, conn)) = self.replica.conn.as_mut() {
                     match <C as LoadConnection<B>>::load(conn, source.clone()) {
                         Ok(cursor) => {
-                            self.routing.last = Some(LastRoute::Replica(index));
+                            ran(&mut self.routing, &self.topology, LastRoute::Replica(index));
                             return Ok(cursor);
                         }
                         Err(error) if C::is_read_only_error(&error) => {
@@ -758,7 +784,11 @@ where
         let error = if let Some(conn) = self.primary.conn.as_mut() {
             match <C as LoadConnection<B>>::load(conn, source.clone()) {
                 Ok(cursor) => {
-                    self.routing.last = Some(LastRoute::Primary(self.primary.host));
+                    ran(
+                        &mut self.routing,
+                        &self.topology,
+                        LastRoute::Primary(self.primary.host),
+                    );
                     return Ok(cursor);
                 }
                 Err(error) => {
@@ -795,7 +825,11 @@ where
         match self.pending.as_mut() {
             Some(pending) => {
                 let cursor = <C as LoadConnection<B>>::load(&mut pending.conn, source)?;
-                self.routing.last = Some(LastRoute::Primary(pending.host));
+                ran(
+                    &mut self.routing,
+                    &self.topology,
+                    LastRoute::Primary(pending.host),
+                );
                 Ok(cursor)
             }
             None => Err(Error::BrokenTransactionManager),
