@@ -126,6 +126,16 @@ pub(crate) fn assert_on_standby(cluster: &PgCluster, conn: &Conn, server_port: i
     assert_eq!(route.host().port(), server_port as u16);
 }
 
+/// Asserts that the last statement was routed to the primary (for statements that cannot
+/// report the server themselves; `assert_on_primary` checks the server's answer too).
+pub(crate) fn assert_routed_to_primary(conn: &Conn) {
+    let route = conn.last_route().expect("a statement ran");
+    assert!(
+        matches!(route, StatementRoute::Primary(_)),
+        "expected the primary, ran on {route}"
+    );
+}
+
 /// Asserts that the last statement ran on the primary at `primary_port`.
 pub(crate) fn assert_on_primary(conn: &Conn, primary_port: u16, server_port: i32) {
     let route = conn.last_route().expect("a statement ran");

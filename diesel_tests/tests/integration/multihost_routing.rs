@@ -76,10 +76,7 @@ fn writes_and_returning_run_on_the_primary() {
         .execute(&mut conn)
         .unwrap();
     assert_eq!(deleted, 1);
-    assert!(matches!(
-        conn.last_route(),
-        Some(diesel_multidb::StatementRoute::Primary(_))
-    ));
+    assert_routed_to_primary(&conn);
     assert_eq!(
         query_in(
             primary,
@@ -329,10 +326,7 @@ fn save_changes_and_copy_from_run_on_the_primary() {
     alice.name = "alice-2".into();
     let saved: User = alice.save_changes(&mut conn).unwrap();
     assert_eq!(saved.name, "alice-2");
-    assert!(matches!(
-        conn.last_route(),
-        Some(diesel_multidb::StatementRoute::Primary(_))
-    ));
+    assert_routed_to_primary(&conn);
 
     let rows = vec![
         CopyUser {
@@ -347,10 +341,7 @@ fn save_changes_and_copy_from_run_on_the_primary() {
         .execute(&mut conn)
         .unwrap();
     assert_eq!(copied, 2);
-    assert!(matches!(
-        conn.last_route(),
-        Some(diesel_multidb::StatementRoute::Primary(_))
-    ));
+    assert_routed_to_primary(&conn);
     assert_eq!(
         query_in(
             primary,
