@@ -19,6 +19,16 @@ fn setup(cluster: &PgCluster) {
     cluster.wait_for_replay();
 }
 
+/// A cluster of its own with one standby, and a connection (with `params`) whose first
+/// write ran on the primary.
+fn one_standby_cluster(params: &str) -> (PgCluster, Conn) {
+    let cluster = PgCluster::start(1);
+    setup(&cluster);
+    let mut conn = connect(&url(&all_ports(&cluster), "postgres", params));
+    assert_eq!(write_port(&mut conn) as u16, cluster.primary_port());
+    (cluster, conn)
+}
+
 #[test]
 fn after_the_primary_dies_and_a_standby_is_promoted_the_pool_writes_to_it() {
     let cluster = PgCluster::start(2);
@@ -73,16 +83,8 @@ fn after_the_primary_dies_and_a_standby_is_promoted_the_pool_writes_to_it() {
 
 #[test]
 fn a_statement_waits_for_the_promotion_of_a_standby() {
-    let cluster = PgCluster::start(1);
-    setup(&cluster);
-    let old_primary = cluster.primary_port();
-    let standby = cluster.standby_ports()[0];
-    let mut conn = connect(&url(
-        &all_ports(&cluster),
-        "postgres",
-        "failover_timeout=60&connect_timeout=2",
-    ));
-    assert_eq!(write_port(&mut conn) as u16, old_primary);
+    let (cluster, mut conn) = one_standby_cluster("failover_timeout=60&connect_timeout=2");
+    let (old_primary, standby) = (cluster.primary_port(), cluster.standby_ports()[0]);
 
     cluster.kill(old_primary);
     // The first statement notices the loss (and fails: it may have been a write).
@@ -102,16 +104,8 @@ fn a_statement_waits_for_the_promotion_of_a_standby() {
 
 #[test]
 fn a_demoted_primary_answering_25006_is_left_and_the_write_rerun_on_the_new_primary() {
-    let cluster = PgCluster::start(1);
-    setup(&cluster);
-    let old_primary = cluster.primary_port();
-    let standby = cluster.standby_ports()[0];
-    let mut conn = connect(&url(
-        &all_ports(&cluster),
-        "postgres",
-        "failover_timeout=30",
-    ));
-    assert_eq!(write_port(&mut conn) as u16, old_primary);
+    let (cluster, mut conn) = one_standby_cluster("failover_timeout=30");
+    let (old_primary, standby) = (cluster.primary_port(), cluster.standby_ports()[0]);
 
     // The old primary turns read-only (as a demoted primary does) and the standby is
     // promoted: the next write gets 25006 from the old one, which applied nothing.

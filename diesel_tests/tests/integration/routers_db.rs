@@ -30,25 +30,21 @@ fn create_posts(dbs: &Databases) {
         .unwrap();
 }
 
+/// An alias that mirrors `default` at `url`.
+fn mirror_of_default(url: String) -> DatabaseConfig {
+    DatabaseConfig {
+        mirror_of: Some("default".into()),
+        ..DatabaseConfig::new(url)
+    }
+}
+
 #[test]
 fn writes_go_to_the_primary_and_reads_to_the_standbys() {
     let db = pg::fresh("routers_pr");
     let dbs = Config::new()
         .database("default", DatabaseConfig::new(db.primary_url.clone()))
-        .database(
-            "replica1",
-            DatabaseConfig {
-                mirror_of: Some("default".into()),
-                ..DatabaseConfig::new(db.standby_urls[0].clone())
-            },
-        )
-        .database(
-            "replica2",
-            DatabaseConfig {
-                mirror_of: Some("default".into()),
-                ..DatabaseConfig::new(db.standby_urls[1].clone())
-            },
-        )
+        .database("replica1", mirror_of_default(db.standby_urls[0].clone()))
+        .database("replica2", mirror_of_default(db.standby_urls[1].clone()))
         .builder()
         .router(
             PrimaryReplicaRouter::new("default")
@@ -101,13 +97,7 @@ fn test_mirrors_serve_the_mirror_from_its_primary() {
     let db = pg::fresh("routers_mirror");
     let dbs = Config::new()
         .database("default", DatabaseConfig::new(db.primary_url.clone()))
-        .database(
-            "replica",
-            DatabaseConfig {
-                mirror_of: Some("default".into()),
-                ..DatabaseConfig::new(db.standby_urls[0].clone())
-            },
-        )
+        .database("replica", mirror_of_default(db.standby_urls[0].clone()))
         .builder()
         .router(PrimaryReplicaRouter::new("default").replica("replica"))
         .test_mirrors(true)
