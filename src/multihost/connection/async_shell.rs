@@ -1,0 +1,360 @@
+//! The async shell: runs each statement's [`Plan`] on a Tokio runtime, awaiting where the
+//! sync shell blocks. Diesel's async traits are in `async_impls.rs`.
+//!
+//! # Cancellation
+//!
+//! A future of this connection may be dropped at any await (a request timeout). Waiting
+//! and connecting are safe to drop: nothing was sent. A statement in flight is not: it is
+//! marked before it is given to a session and unmarked when the session answers; a mark
+//! still there when the connection is used again means its future was dropped mid-flight.
+//! That session is then closed (the server rolls back what it had open), the core learns
+//! that the statement's outcome is unknown (its transaction is lost, its session state
+//! gone), and nothing is sent again on its behalf.
+
+use std::time::{Duration, Instant};
+
+use diesel::result::{DatabaseErrorKind, Error, QueryResult};
+use diesel_async::{AsyncConnectionCore, SimpleAsyncConnection, TransactionManager};
+
+use super::plan::prepare;
+use super::{
+    after_primary, diesel_tx, error, missing_session, AfterPrimary, InFlight, MultiHostConnection,
+    Ready, Slot,
+};
+use crate::multihost::backend::AsyncHostConnection;
+use crate::multihost::backend::{position_of, HostConnection};
+use crate::multihost::classify::Classification;
+use crate::multihost::core::{DieselTx, Next, Outcome, Route, Statement, Via};
+use crate::multihost::position::{CausalToken, Position};
+use crate::multihost::topology::tasks::Shared;
+use crate::multihost::topology::{DiscoveryError, HostStatus};
+use crate::multihost::url::ConnectionString;
+
+/// What a statement on the primary does.
+pub(super) enum PrimaryOp<'a, Q> {
+    /// `execute_returning_count` of a rendered query.
+    Execute(&'a mut Q),
+    /// `batch_execute`.
+    Batch(&'a str),
+    /// Asks the primary its position (for a causal token).
+    Position,
+    /// Nothing: only makes the primary session ready.
+    Touch,
+}
+
+/// What a [`PrimaryOp`] gave.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum PrimaryOut {
+    Count(usize),
+    Unit,
+    Position(Position),
+}
+
+/// The error of a statement not given to a session whose connection is closed.
+fn closed_session() -> Error {
+    Error::DatabaseError(
+        DatabaseErrorKind::UnableToSendCommand,
+        Box::new("the session's connection is closed; the statement was not sent".to_string()),
+    )
+}
+
+/// The outcome of a statement's result.
+fn outcome_of<C: HostConnection, T>(result: &QueryResult<T>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Ok,
+        Err(error) => C::outcome_of(error),
+    }
+}
+
+/// Runs `op` on `conn` (a primary session).
+async fn run_op<C: AsyncHostConnection>(
+    conn: &mut C,
+    extra: &mut C::Extra,
+    op: &mut PrimaryOp<'_, C::Rendered>,
+) -> QueryResult<PrimaryOut> {
+    match op {
+        PrimaryOp::Execute(query) => {
+            if C::needs_resolving(query) {
+                conn.resolve(query, extra).await?;
+            }
+            let query = (**query).clone();
+            AsyncConnectionCore::execute_returning_count(conn, query)
+                .await
+                .map(PrimaryOut::Count)
+        }
+        PrimaryOp::Batch(sql) => SimpleAsyncConnection::batch_execute(conn, sql)
+            .await
+            .map(|()| PrimaryOut::Unit),
+        PrimaryOp::Position => position_of(conn.observe().await?).map(PrimaryOut::Position),
+        PrimaryOp::Touch => Ok(PrimaryOut::Unit),
+    }
+}
+
+impl<C: AsyncHostConnection> MultiHostConnection<C> {
+    /// See `MultiHostConnection::<AsyncPgConnection>::connect`.
+    pub(super) async fn connect_async(cs: &ConnectionString) -> Result<Self, DiscoveryError> {
+        let mut conn = Self::unconnected(Shared::<C>::attach(cs)?);
+        conn.connect_first().await?;
+        Ok(conn)
+    }
+
+    /// See `MultiHostConnection::<AsyncPgConnection>::probe`.
+    pub(super) async fn probe_async(
+        cs: &ConnectionString,
+        timeout: Duration,
+    ) -> Result<Vec<HostStatus>, DiscoveryError> {
+        let shared = Shared::<C>::attach(cs)?;
+        shared.wait_round(timeout).await;
+        if shared.lock().topo.primary().is_ok() {
+            shared.wait_round(timeout).await;
+        }
+        let status = shared.lock().status(&shared.cs);
+        shared.detach();
+        Ok(status)
+    }
+
+    /// See `MultiHostConnection::<AsyncPgConnection>::wait_for_standby`.
+    pub(super) async fn wait_for_standby_async(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.standby_poll() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// See `MultiHostConnection::<AsyncPgConnection>::causal_token`.
+    pub(super) async fn causal_token_async(&mut self) -> QueryResult<CausalToken> {
+        self.settle();
+        if let Some(position) = self.known_token_position() {
+            return Ok(CausalToken { position });
+        }
+        let asked = Instant::now();
+        let out = self
+            .run_on_primary_async(Classification::READ_ON_PRIMARY, PrimaryOp::Position, None)
+            .await?;
+        let PrimaryOut::Position(position) = out else {
+            return Err(missing_session());
+        };
+        self.ctx.session.position_read(asked, position);
+        Ok(CausalToken { position })
+    }
+
+    /// See `MultiHostConnection::<AsyncPgConnection>::primary_connection`.
+    pub(super) async fn primary_connection_async(&mut self) -> QueryResult<&mut C> {
+        self.settle();
+        self.run_on_primary_async(Classification::WRITE, PrimaryOp::Touch, None)
+            .await?;
+        self.ctx.session.pin();
+        let host = self.ctx.session.primary_session().map_or(0, |(h, _)| h);
+        self.ctx.session.wrote_outside(host, false, Instant::now());
+        self.primary.as_mut().ok_or_else(missing_session)
+    }
+
+    /// The state of the wrapper's transaction manager.
+    pub(super) fn async_tx(&mut self) -> DieselTx {
+        diesel_tx(
+            <diesel_async::AnsiTransactionManager as TransactionManager<Self>>::transaction_manager_status_mut(
+                self,
+            ),
+        )
+    }
+
+    /// Runs a statement that goes to the primary session (never to a standby), with the
+    /// core's re-run rules. `absorbed`: the answer of a statement the core absorbs (a
+    /// `ROLLBACK` of a transaction whose primary is gone).
+    pub(super) async fn run_on_primary_async(
+        &mut self,
+        class: Classification,
+        mut op: PrimaryOp<'_, C::Rendered>,
+        absorbed: Option<PrimaryOut>,
+    ) -> QueryResult<PrimaryOut> {
+        self.settle();
+        let st = Statement {
+            class,
+            via: Via::Primary,
+            diesel_tx: self.async_tx(),
+        };
+        let mut retry = false;
+        loop {
+            let ready = prepare(&mut self.ctx, &mut self.primary, None, &st, false).await?;
+            let host = match ready {
+                Ready::Absorbed => {
+                    return absorbed.ok_or_else(|| {
+                        Error::QueryBuilderError("a ROLLBACK was expected here".into())
+                    })
+                }
+                Ready::Primary(host) => host,
+                Ready::Standby(_) => return Err(missing_session()),
+            };
+            let route = Route::Primary {
+                host,
+                connect: false,
+            };
+            let Some(conn) = self.primary.as_mut() else {
+                return Err(missing_session());
+            };
+            let (result, outcome) = if conn.is_closed() {
+                (Err(closed_session()), Outcome::NotSent)
+            } else {
+                self.ctx.in_flight = Some(InFlight {
+                    st,
+                    route,
+                    slot: Slot::Primary,
+                });
+                let result = run_op(conn, &mut self.extra, &mut op).await;
+                self.ctx.in_flight = None;
+                let outcome = outcome_of::<C, _>(&result);
+                (result, outcome)
+            };
+            let next = self.ctx.report_outcome(&st, route, outcome, retry);
+            if self.ctx.session.primary_session().is_none() {
+                self.primary = None;
+            }
+            match after_primary(next, &mut retry) {
+                AfterPrimary::Return => return result,
+                AfterPrimary::Fail(refusal) => {
+                    return Err(error::refusal(&self.ctx.shared.cs, refusal))
+                }
+                AfterPrimary::Succeed => return absorbed.map_or(result, Ok),
+                AfterPrimary::Again => {
+                    tracing::info!(target: "diesel_multidb::routing", failed_on = %self.ctx.shared.cs.hosts()[host], "re-running the statement on the primary (a new one if it changed)");
+                }
+            }
+        }
+    }
+
+    /// Runs a read: on a standby when the core says so, else (or when it fails there) on
+    /// the primary, and once more on a new primary when the primary's connection failed.
+    /// Each attempt uses a different session field, so that the stream, which may borrow
+    /// its session, can be returned from any of them.
+    pub(super) async fn load_async<'conn, 'query>(
+        &'conn mut self,
+        class: Classification,
+        mut query: C::Rendered,
+    ) -> QueryResult<C::Stream<'conn, 'query>> {
+        let st = Statement {
+            class,
+            via: Via::Load,
+            diesel_tx: self.async_tx(),
+        };
+        let MultiHostConnection {
+            ctx,
+            primary,
+            standby,
+            spare,
+            extra,
+            ..
+        } = self;
+
+        // Attempt 1: wherever the core says.
+        let mut retry = false;
+        let first = prepare(ctx, primary, Some(standby), &st, true).await?;
+        if let Ready::Standby(host) = first {
+            let route = Route::Standby(host);
+            let (result, outcome) = match standby.as_mut() {
+                Some(conn) => {
+                    attempt_load(ctx, conn, extra, &mut query, st, route, Slot::Standby).await
+                }
+                None => (Err(missing_session()), Outcome::NotSent),
+            };
+            if let Err(error) = &result {
+                tracing::debug!(target: "diesel_multidb::routing", host = %ctx.shared.cs.hosts()[host], %error, "a read failed on a standby");
+            }
+            match ctx.report_outcome(&st, route, outcome, false) {
+                Next::RetryOnPrimary | Next::RetryOnNewPrimary => retry = true,
+                Next::Fail(refusal) => return Err(error::refusal(&ctx.shared.cs, refusal)),
+                Next::Done | Next::Succeed => return result,
+            }
+        }
+        if first == Ready::Absorbed {
+            return Err(Error::QueryBuilderError(
+                "a transaction-ending statement was loaded after its transaction was lost".into(),
+            ));
+        }
+
+        // Attempt 2: the primary session.
+        let second = if let Ready::Primary(host) = first {
+            Ready::Primary(host)
+        } else {
+            prepare(ctx, primary, None, &st, false).await?
+        };
+        let Ready::Primary(host) = second else {
+            return Err(missing_session());
+        };
+        let route = Route::Primary {
+            host,
+            connect: false,
+        };
+        let Some(conn) = primary.as_mut() else {
+            return Err(missing_session());
+        };
+        let (result, outcome) =
+            attempt_load(ctx, conn, extra, &mut query, st, route, Slot::Primary).await;
+        match ctx.report_outcome(&st, route, outcome, retry) {
+            Next::Done | Next::Succeed => return result,
+            Next::Fail(refusal) => return Err(error::refusal(&ctx.shared.cs, refusal)),
+            Next::RetryOnPrimary | Next::RetryOnNewPrimary if retry => return result,
+            Next::RetryOnPrimary | Next::RetryOnNewPrimary => {}
+        }
+
+        // Attempt 3: a new primary session (installed as the primary before the next
+        // statement).
+        tracing::info!(target: "diesel_multidb::routing", "re-running the read on the new primary");
+        let third = prepare(ctx, spare, None, &st, false).await?;
+        let Ready::Primary(host) = third else {
+            return Err(missing_session());
+        };
+        ctx.spare_is_primary = true;
+        let route = Route::Primary {
+            host,
+            connect: false,
+        };
+        let Some(conn) = spare.as_mut() else {
+            return Err(missing_session());
+        };
+        let (result, outcome) =
+            attempt_load(ctx, conn, extra, &mut query, st, route, Slot::Spare).await;
+        match ctx.report_outcome(&st, route, outcome, true) {
+            Next::Fail(refusal) => Err(error::refusal(&ctx.shared.cs, refusal)),
+            _ => result,
+        }
+    }
+}
+
+/// One attempt of a read on `conn`: not sent when the session is closed; otherwise marked
+/// in flight while it runs. Returns the result and its outcome.
+async fn attempt_load<'conn, 'query, C: AsyncHostConnection>(
+    ctx: &mut super::Ctx<C>,
+    conn: &'conn mut C,
+    extra: &mut C::Extra,
+    query: &mut C::Rendered,
+    st: Statement,
+    route: Route,
+    slot: Slot,
+) -> (QueryResult<C::Stream<'conn, 'query>>, Outcome) {
+    if conn.is_closed() {
+        return (Err(closed_session()), Outcome::NotSent);
+    }
+    ctx.in_flight = Some(InFlight { st, route, slot });
+    let result = load_on(conn, extra, query).await;
+    ctx.in_flight = None;
+    let outcome = outcome_of::<C, _>(&result);
+    (result, outcome)
+}
+
+/// Runs a rendered read on one session (resolving its types there first when needed).
+async fn load_on<'conn, 'query, C: AsyncHostConnection>(
+    conn: &'conn mut C,
+    extra: &mut C::Extra,
+    query: &mut C::Rendered,
+) -> QueryResult<C::Stream<'conn, 'query>> {
+    if C::needs_resolving(query) {
+        conn.resolve(query, extra).await?;
+    }
+    AsyncConnectionCore::load(conn, query.clone()).await
+}

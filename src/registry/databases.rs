@@ -1,0 +1,542 @@
+//! The registry of named pools (Django's `connections`) and typed access per model.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::Connection;
+
+use crate::registry::alias_url::Target;
+use crate::registry::apps::{App, Model, ModelInfo};
+use crate::registry::metrics;
+use crate::registry::pool::{AliasManager, AnyConnection, AttemptLog, ConnectError, PoolSettings};
+use crate::registry::router::{Hints, Route, RouteReason, RouterChain};
+use crate::BackendKind;
+
+/// One alias of the registry: its name, backend, URL (shown redacted) and pool.
+pub struct Alias {
+    pub(crate) name: String,
+    pub(crate) target: Target,
+    pub(crate) mirror_of: Option<String>,
+    pub(crate) settings: PoolSettings,
+    pub(crate) pool: Option<r2d2::Pool<AliasManager>>,
+    /// The connection attempts of the pool that serves this alias.
+    pub(crate) attempts: Arc<AttemptLog>,
+    /// The alias whose pool serves this one (itself, or its primary under `test_mirrors`).
+    pub(crate) served_by: String,
+}
+
+impl Alias {
+    pub(crate) fn new(
+        name: String,
+        target: Target,
+        mirror_of: Option<String>,
+        settings: PoolSettings,
+    ) -> Self {
+        Alias {
+            served_by: name.clone(),
+            name,
+            target,
+            mirror_of,
+            settings,
+            pool: None,
+            attempts: Arc::default(),
+        }
+    }
+
+    /// The alias name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The backend its URL names.
+    pub fn backend(&self) -> BackendKind {
+        self.target.kind
+    }
+
+    /// The alias this one mirrors (is a replica of), if any. Mirrors are never migrated.
+    pub fn mirror_of(&self) -> Option<&str> {
+        self.mirror_of.as_deref()
+    }
+
+    /// The URL as it may be shown: a PostgreSQL URL in its canonical form (key/value strings
+    /// too) with the password and `sslpassword` replaced by `********`, a SQLite URL as
+    /// written.
+    pub fn display_url(&self) -> String {
+        self.target.url.shown().to_owned()
+    }
+
+    /// The alias whose pool serves this one: itself, or its primary when
+    /// [`test_mirrors`](crate::DatabasesBuilder::test_mirrors) is on.
+    pub fn served_by(&self) -> &str {
+        &self.served_by
+    }
+
+    /// The maximum number of pooled connections.
+    pub fn max_size(&self) -> u32 {
+        self.settings.max_size
+    }
+
+    /// How long a checkout waits at most: the pool's `connection_timeout`, or for a
+    /// PostgreSQL alias the URL's `failover_timeout` when that is longer (see
+    /// [`Databases::using`]).
+    pub fn checkout_timeout(&self) -> Duration {
+        self.settings
+            .connection_timeout
+            .max(self.target.failover_timeout().unwrap_or(Duration::ZERO))
+    }
+
+    pub(crate) fn pool(&self) -> &r2d2::Pool<AliasManager> {
+        self.pool
+            .as_ref()
+            .expect("pools are set when the registry is built")
+    }
+
+    /// Checks a connection out of the pool: at once if one is idle, else waiting for one.
+    fn checkout(&self) -> Result<r2d2::PooledConnection<AliasManager>, PoolError> {
+        let span = tracing::debug_span!(
+            "checkout",
+            alias = %self.name,
+            waited_ms = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let pool = self.pool();
+        let started = Instant::now();
+        let done = |outcome: &'static str, waited: bool| {
+            span.record("waited_ms", started.elapsed().as_millis() as u64);
+            span.record("outcome", outcome);
+            metrics::checkout(&self.name, outcome, waited);
+        };
+        if let Some(conn) = pool.try_get() {
+            done("ok", false);
+            return Ok(conn);
+        }
+        let fail = |source: Option<ConnectError>| PoolError::Checkout {
+            alias: self.name.clone(),
+            waited: started.elapsed(),
+            source,
+        };
+        // The last attempt failed for good (a wrong password): say so now.
+        if let Some(e) = self
+            .attempts
+            .last_failure()
+            .filter(ConnectError::is_permanent)
+        {
+            done("failed", false);
+            return Err(fail(Some(e)));
+        }
+        let limit = self.settings.connection_timeout;
+        let failover_limit = self.checkout_timeout();
+        // r2d2's wait, cut into slices to notice a permanent failure within one slice.
+        let mut slice = Duration::from_millis(25);
+        loop {
+            let elapsed = started.elapsed();
+            let remaining = if elapsed < limit {
+                limit - elapsed
+            } else if self.attempts.in_flight() > 0 && elapsed < failover_limit {
+                // An attempt is under way (a multi-host connection waiting for a standby to
+                // be promoted): wait for it, up to the URL's failover_timeout.
+                failover_limit - elapsed
+            } else {
+                done("timeout", true);
+                return Err(fail(self.attempts.last_failure()));
+            };
+            if let Ok(conn) = pool.get_timeout(slice.min(remaining)) {
+                done("ok", true);
+                return Ok(conn);
+            }
+            if let Some(e) = self
+                .attempts
+                .last_failure()
+                .filter(ConnectError::is_permanent)
+            {
+                done("failed", true);
+                return Err(fail(Some(e)));
+            }
+            slice = (slice * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+impl fmt::Debug for Alias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Alias")
+            .field("name", &self.name)
+            .field("backend", &self.target.kind)
+            .field("url", &self.target.url)
+            .field("mirror_of", &self.mirror_of)
+            .field("served_by", &self.served_by)
+            .field("max_size", &self.settings.max_size)
+            .finish()
+    }
+}
+
+/// Why a connection could not be had.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// No alias of that name is declared.
+    UnknownAlias {
+        /// The alias asked for.
+        alias: String,
+    },
+    /// A router (or the chain's fallback) routed a model to an alias that is not declared
+    /// (only possible for a model not declared in an [`App`], or through hints).
+    RoutedToUnknownAlias {
+        /// The alias.
+        alias: String,
+        /// The model.
+        model: ModelInfo,
+        /// `"read"` or `"write"`.
+        action: &'static str,
+        /// The router (or fallback) that chose the alias.
+        decided_by: RouteReason,
+    },
+    /// No connection came: the last connection attempt failed for good (authentication
+    /// failed, a failing per-connection setup), or none came within the alias's
+    /// [`checkout_timeout`](Alias::checkout_timeout) (the server is down or refuses, or every
+    /// connection is in use).
+    Checkout {
+        /// The alias.
+        alias: String,
+        /// How long the checkout waited.
+        waited: Duration,
+        /// The last connection attempt's error, if one failed (`None`: every connection is
+        /// in use, or attempts are still under way).
+        source: Option<ConnectError>,
+    },
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::UnknownAlias { alias } => write!(f, "no database `{alias}` is declared"),
+            PoolError::RoutedToUnknownAlias {
+                alias,
+                model,
+                action,
+                decided_by,
+            } => write!(
+                f,
+                "{decided_by} routed the {action} of model {model} to database `{alias}`, which is not declared"
+            ),
+            PoolError::Checkout {
+                alias,
+                waited,
+                source,
+            } => {
+                write!(f, "cannot get a connection to database `{alias}`")?;
+                if !source.as_ref().is_some_and(ConnectError::is_permanent) {
+                    write!(f, " within {:.1}s", waited.as_secs_f64())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PoolError::Checkout {
+                source: Some(source),
+                ..
+            } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A connection checked out of an alias's pool; it goes back to the pool when dropped.
+///
+/// Dereferences to [`AnyConnection`], so Diesel queries take `&mut conn` (or `&mut *conn`).
+pub struct PooledConnection {
+    alias: String,
+    conn: r2d2::PooledConnection<AliasManager>,
+}
+
+impl PooledConnection {
+    /// The alias this connection was asked for.
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+}
+
+impl fmt::Debug for PooledConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConnection")
+            .field("alias", &self.alias)
+            .field("backend", &self.conn.backend_kind())
+            .finish()
+    }
+}
+
+impl Deref for PooledConnection {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+/// The registry: named pools (Django's `connections`), the router chain and the apps.
+///
+/// Build it from a [`Config`](crate::Config) with [`Config::build`](crate::Config::build) or
+/// [`Config::builder`](crate::Config::builder). It is `Send + Sync`: share it (`Arc`, a
+/// `static`) across threads.
+///
+/// `cargo run --example quickstart` shows the whole cycle on two embedded SQLite databases
+/// (no server needed): two apps routed by routers, migrations per alias, writes and reads,
+/// and a printed account of which alias served each statement (through
+/// [`DatabasesBuilder::on_statement`](crate::DatabasesBuilder::on_statement)).
+///
+/// ```
+/// use diesel::prelude::*;
+/// use diesel_multidb::{Config, DatabaseConfig, Model};
+///
+/// struct Note;
+/// impl Model for Note {
+///     const APP_LABEL: &'static str = "notes";
+///     const MODEL_NAME: &'static str = "note";
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let path = std::env::temp_dir().join(format!("doc-registry-{}.sqlite3", std::process::id()));
+/// let databases = Config::new()
+///     .database("default", DatabaseConfig::new(format!("sqlite://{}", path.display())))
+///     .build()?;
+/// let mut conn = databases.for_write::<Note>()?;
+/// assert_eq!(conn.alias(), "default");
+/// diesel::sql_query("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY)").execute(&mut *conn)?;
+/// # drop(conn); std::fs::remove_file(path)?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Databases {
+    aliases: Vec<Alias>,
+    router: RouterChain,
+    apps: Vec<App>,
+    /// The config's `[apps]` map (the last router of the chain when not empty).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) app_map: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Databases {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Databases")
+            .field("aliases", &self.aliases)
+            .field("router", &self.router)
+            .field("apps", &self.apps)
+            .finish()
+    }
+}
+
+impl Databases {
+    pub(crate) fn new(
+        aliases: Vec<Alias>,
+        router: RouterChain,
+        apps: Vec<App>,
+        app_map: BTreeMap<String, String>,
+    ) -> Self {
+        Databases {
+            aliases,
+            router,
+            apps,
+            app_map,
+        }
+    }
+
+    /// `text` with the secrets of every alias URL masked.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        crate::redact::scrub_all(
+            text,
+            self.aliases.iter().flat_map(|a| a.target.url.secrets()),
+        )
+    }
+
+    /// The aliases: `default` first, then by name.
+    pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
+        self.aliases.iter()
+    }
+
+    /// One alias.
+    pub fn alias(&self, name: &str) -> Option<&Alias> {
+        self.aliases.iter().find(|a| a.name == name)
+    }
+
+    /// The router chain (routers given in code, then the config's app map).
+    pub fn router(&self) -> &RouterChain {
+        &self.router
+    }
+
+    /// The apps (declared in code and found in the config's `migrations_dir`).
+    pub fn apps(&self) -> &[App] {
+        &self.apps
+    }
+
+    /// Every declared model.
+    pub fn models(&self) -> impl Iterator<Item = ModelInfo> + '_ {
+        self.apps.iter().flat_map(|a| a.models.iter().copied())
+    }
+
+    pub(crate) fn require(&self, alias: &str) -> Result<&Alias, PoolError> {
+        self.alias(alias).ok_or_else(|| PoolError::UnknownAlias {
+            alias: alias.to_owned(),
+        })
+    }
+
+    /// A connection to an explicit alias (Django's `using`).
+    ///
+    /// An idle connection is handed out at once. Otherwise the checkout waits for one, up to
+    /// the pool's `connection_timeout`; for a PostgreSQL alias, while a connection attempt is
+    /// still under way when that runs out (a multi-host connection waiting for a standby to
+    /// be promoted), it goes on waiting up to the URL's `failover_timeout`, counted from the
+    /// start of the checkout ([`Alias::checkout_timeout`]). When the last connection attempt
+    /// failed for good (authentication failed on every host, a failing
+    /// [`connection_customizer`](crate::DatabasesBuilder::connection_customizer)), it fails
+    /// at once.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::UnknownAlias`], or [`PoolError::Checkout`] with the last connection
+    /// error.
+    pub fn using(&self, alias: &str) -> Result<PooledConnection, PoolError> {
+        let conn = self.require(alias)?.checkout()?;
+        Ok(PooledConnection {
+            alias: alias.to_owned(),
+            conn,
+        })
+    }
+
+    /// A connection to the alias a router chose for `model`.
+    fn routed(
+        &self,
+        model: ModelInfo,
+        action: &'static str,
+        route: Route,
+    ) -> Result<PooledConnection, PoolError> {
+        let span = tracing::debug_span!(
+            "route",
+            %model,
+            action,
+            alias = %route.alias,
+            decided_by = %route.reason,
+        );
+        let _entered = span.enter();
+        if self.alias(&route.alias).is_none() {
+            return Err(PoolError::RoutedToUnknownAlias {
+                alias: route.alias,
+                model,
+                action,
+                decided_by: route.reason,
+            });
+        }
+        metrics::routed(&route.alias, action);
+        self.using(&route.alias)
+    }
+
+    /// Where a read of `M` goes, and which router decided.
+    pub fn route_read<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
+        self.router.route_read(&M::info(), hints)
+    }
+
+    /// Where a write of `M` goes, and which router decided.
+    pub fn route_write<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
+        self.router.route_write(&M::info(), hints)
+    }
+
+    /// A connection for reading the model `M` (the router chain's `db_for_read`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`using`](Self::using); [`PoolError::RoutedToUnknownAlias`], naming the router
+    /// and the model, when a router routes `M` to an undeclared alias (only possible for a
+    /// model not declared in an [`App`], or through hints).
+    pub fn for_read<M: Model + ?Sized>(&self) -> Result<PooledConnection, PoolError> {
+        self.for_read_hinted::<M>(&Hints::new())
+    }
+
+    /// A connection for writing the model `M` (the router chain's `db_for_write`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`for_read`](Self::for_read).
+    pub fn for_write<M: Model + ?Sized>(&self) -> Result<PooledConnection, PoolError> {
+        self.for_write_hinted::<M>(&Hints::new())
+    }
+
+    /// [`for_read`](Self::for_read) with hints.
+    ///
+    /// # Errors
+    ///
+    /// As for [`for_read`](Self::for_read).
+    pub fn for_read_hinted<M: Model + ?Sized>(
+        &self,
+        hints: &Hints,
+    ) -> Result<PooledConnection, PoolError> {
+        self.routed(M::info(), "read", self.route_read::<M>(hints))
+    }
+
+    /// [`for_write`](Self::for_write) with hints.
+    ///
+    /// # Errors
+    ///
+    /// As for [`for_read`](Self::for_read).
+    pub fn for_write_hinted<M: Model + ?Sized>(
+        &self,
+        hints: &Hints,
+    ) -> Result<PooledConnection, PoolError> {
+        self.routed(M::info(), "write", self.route_write::<M>(hints))
+    }
+
+    /// Runs `f` in a transaction on the alias that writes `M`: committed when `f` returns
+    /// `Ok`, rolled back when it returns `Err` (or panics).
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or a [`PoolError`] or Diesel error (BEGIN/COMMIT) converted into `E`.
+    pub fn transaction<M, T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        M: Model + ?Sized,
+        F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+        E: From<diesel::result::Error> + From<PoolError>,
+    {
+        let mut conn = self.for_write::<M>()?;
+        conn.transaction(f)
+    }
+
+    /// Runs `f` in a transaction on an explicit alias.
+    ///
+    /// # Errors
+    ///
+    /// As for [`transaction`](Self::transaction).
+    pub fn transaction_on<T, E, F>(&self, alias: &str, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+        E: From<diesel::result::Error> + From<PoolError>,
+    {
+        let mut conn = self.using(alias)?;
+        conn.transaction(f)
+    }
+
+    /// Opens (or reuses) a connection to `alias` and checks it answers.
+    ///
+    /// # Errors
+    ///
+    /// As for [`using`](Self::using), or the Diesel error of the check.
+    pub fn ping(&self, alias: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use diesel::r2d2::R2D2Connection;
+        let mut conn = self.using(alias)?;
+        conn.ping()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! Applied and pending migrations per alias and app.
+
+use std::collections::BTreeSet;
+
+use super::{AliasMigrationStatus, AppMigrationStatus, MigrateError};
+use crate::registry::databases::Databases;
+
+impl Databases {
+    /// Applied and pending migrations of every allowed app on `alias` (reads only; a SQLite
+    /// file that does not exist yet is not created).
+    ///
+    /// # Errors
+    ///
+    /// As for [`plan`](Self::plan).
+    pub fn show_migrations(&self, alias: &str) -> Result<AliasMigrationStatus, MigrateError> {
+        let entry = self.require(alias)?;
+        if let Some(primary) = entry.mirror_of() {
+            return Ok(AliasMigrationStatus {
+                alias: alias.to_owned(),
+                mirror_of: Some(primary.to_owned()),
+                apps: Vec::new(),
+            });
+        }
+        let lists = self.migrations_for(alias)?;
+        let applied = if lists.is_empty() {
+            Default::default()
+        } else {
+            self.read_records(alias, false)?.applied
+        };
+        let apps = lists
+            .into_iter()
+            .map(|(app, list)| {
+                let known: BTreeSet<String> = list
+                    .iter()
+                    .map(|m| m.name().version().to_string())
+                    .collect();
+                let migrations = list
+                    .iter()
+                    .map(|m| {
+                        let v = m.name().version().to_string();
+                        (m.name().to_string(), applied.contains(&(app.clone(), v)))
+                    })
+                    .collect();
+                let unknown_applied = applied
+                    .iter()
+                    .filter(|(a, v)| *a == app && !known.contains(v))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                AppMigrationStatus {
+                    app,
+                    migrations,
+                    unknown_applied,
+                }
+            })
+            .collect();
+        Ok(AliasMigrationStatus {
+            alias: alias.to_owned(),
+            mirror_of: None,
+            apps,
+        })
+    }
+
+    /// [`show_migrations`](Self::show_migrations) for every alias, in order.
+    ///
+    /// # Errors
+    ///
+    /// As for [`plan`](Self::plan), for the first alias that fails.
+    pub fn show_all_migrations(&self) -> Result<Vec<AliasMigrationStatus>, MigrateError> {
+        self.aliases()
+            .map(|a| self.show_migrations(a.name()))
+            .collect()
+    }
+}
