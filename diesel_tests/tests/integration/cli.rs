@@ -262,8 +262,9 @@ fn failures_exit_non_zero_with_a_clear_message() {
     let r = standalone(s.path(), &["check"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr
-            .contains("database `default` has a bad url `postgres://u:********@db:99999/x`"),
+        r.stderr.contains(
+            "database `default` has a bad url: invalid PostgreSQL URL: invalid port \"99999\""
+        ),
         "{}",
         r.stderr
     );
@@ -379,6 +380,189 @@ fn a_manage_binary_with_routers_in_code() {
     assert!(out.contains("Migrating analytics: 0 pending"), "{out}");
     assert!(
         out.contains("replica: skipped (mirror of default)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn misleading_failures_are_named() {
+    let s = Scratch::new();
+    s.standard_migrations();
+    // Every host of `down` refuses; `default` is a SQLite file not created yet.
+    write_config(
+        &s,
+        "migrations_dir = \"migrations\"\n\
+         [databases.default]\nurl = \"sqlite://d.sqlite3\"\n\
+         [databases.down]\nurl = \"postgres://u:hunter2@127.0.0.1:1,127.0.0.1:2/x\"\nconnection_timeout_secs = 1\n",
+    );
+    // topology: an unknown alias is named; an alias none of whose hosts answers exits 1.
+    let r = standalone(s.path(), &["topology", "-d", "nope"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "error: no database `nope` is declared\n")
+    );
+    let r = standalone(s.path(), &["topology", "-d", "down"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("127.0.0.1:1") && r.stdout.contains("unreachable"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.stderr, "error: no host of database `down` answers\n");
+    ok(&standalone(s.path(), &["topology", "-d", "default"]));
+
+    // migrate --plan creates no SQLite file.
+    let r = standalone(s.path(), &["migrate", "--plan"]);
+    assert!(ok(&r).contains("default: apply blog.2024-01-01-000000_create_posts"));
+    assert!(
+        !s.path().join("d.sqlite3").exists(),
+        "the plan created the file"
+    );
+
+    // A connection failing before any migration: no lone FAILED, the alias and why.
+    let r = standalone(s.path(), &["migrate", "-d", "down"]);
+    assert_eq!(r.code, 1);
+    assert!(!r.stdout.contains("FAILED"), "{}", r.stdout);
+    assert!(
+        r.stderr.starts_with(
+            "error: cannot migrate: cannot get a connection to database `down` within "
+        ) && r.stderr.contains("connection refused"),
+        "{}",
+        r.stderr
+    );
+
+    // check without routers says where the apps really migrate (as migrate --plan --all).
+    let r = standalone(s.path(), &["check"]);
+    let out = squash(ok(&r));
+    assert!(
+        out.contains("(none: every read and write goes to default; every app migrates on every database that is not a mirror)"),
+        "{out}"
+    );
+    assert!(out.contains("blog -> default, down"), "{out}");
+    assert!(out.contains("analytics -> default, down"), "{out}");
+
+    // A DATABASE_URL_<NAME> for no declared alias is an error, with a suggestion.
+    let r = run(
+        env!("CARGO_BIN_EXE_standalone"),
+        s.path(),
+        &["check"],
+        &[("DATABASE_URL_DONW", "sqlite://x")],
+    );
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            1,
+            "error: DATABASE_URL_DONW is set but no database it would override is declared (did you mean DATABASE_URL_DOWN?)\n"
+        )
+    );
+
+    // A URL without a scheme is described, never echoed.
+    write_config(
+        &s,
+        "[databases.default]\nurl = \"app:hunter2@127.0.0.1:5432/app\"\n",
+    );
+    let r = standalone(s.path(), &["check"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .starts_with("error: database `default` has a bad url: not a database URL (no scheme;"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn reverse_migrations_from_the_command_line() {
+    let s = Scratch::new();
+    let root = s.standard_migrations();
+    std::fs::write(
+        root.join("blog/2024-01-02-000000_create_comments/down.sql"),
+        "DROP TABLE comments;",
+    )
+    .unwrap();
+    write_config(
+        &s,
+        "migrations_dir = \"migrations\"\n[databases.default]\nurl = \"sqlite://d.sqlite3\"\n",
+    );
+    ok(&standalone(s.path(), &["migrate"]));
+    let r = standalone(
+        s.path(),
+        &[
+            "migrate",
+            "--app",
+            "blog",
+            "--to",
+            "2024-01-01-000000_create_posts",
+            "--plan",
+        ],
+    );
+    assert_eq!(
+        ok(&r),
+        "Planned operations:\n  default: revert blog.2024-01-02-000000_create_comments\n"
+    );
+    let r = standalone(
+        s.path(),
+        &[
+            "migrate",
+            "-d",
+            "default",
+            "--app",
+            "blog",
+            "--to",
+            "2024-01-01-000000_create_posts",
+        ],
+    );
+    assert!(
+        ok(&r).contains("Reverting blog.2024-01-02-000000_create_comments on default... OK"),
+        "{}",
+        r.stdout
+    );
+    let r = standalone(s.path(), &["showmigrations"]);
+    let out = ok(&r);
+    assert!(
+        out.contains("[X] 2024-01-01-000000_create_posts")
+            && out.contains("[ ] 2024-01-02-000000_create_comments"),
+        "{out}"
+    );
+    // `--app` alone applies the app's pending migrations; `--to` needs `--app`.
+    assert!(ok(&standalone(s.path(), &["migrate", "--app", "blog"]))
+        .contains("Applying blog.2024-01-02-000000_create_comments on default... OK"));
+    assert_eq!(standalone(s.path(), &["migrate", "--to", "zero"]).code, 2);
+}
+
+#[test]
+fn check_warns_when_a_router_captures_an_app_of_the_app_map() {
+    let s = Scratch::new();
+    let root = s.standard_migrations();
+    // The manage binary's PrimaryReplicaRouter (only_apps blog) comes before the config's
+    // [apps], which sends blog to analytics.
+    write_config(
+        &s,
+        "[databases.default]\nurl = \"sqlite://default.sqlite3\"\n\
+         [databases.replica]\nmirror_of = \"default\"\n\
+         [databases.analytics]\nurl = \"sqlite://analytics.sqlite3\"\n\
+         [apps]\nblog = \"analytics\"\n",
+    );
+    let r = run(
+        env!("CARGO_BIN_EXE_manage"),
+        s.path(),
+        &["check"],
+        &[(
+            "MANAGE_BLOG_MIGRATIONS",
+            root.join("blog").to_str().unwrap(),
+        )],
+    );
+    let out = ok(&r);
+    assert!(
+        out.contains("3. AppLabelRouter (the config's [apps])"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: router #1 (PrimaryReplicaRouter) sends writes of model blog.posts to `default`, but [apps] migrates app `blog` on `analytics`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: router #0 (AnalyticsRouter) forbids the migrations of app `blog` on `analytics`, but [apps] migrates it on `analytics`"),
         "{out}"
     );
 }

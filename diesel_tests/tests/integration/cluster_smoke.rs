@@ -13,7 +13,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
-use crate::cluster::{dead_port, Blackhole, PgCluster, APP_PASSWORD};
+use diesel_multidb_testkit::{dead_port, Blackhole, PgCluster, APP_PASSWORD};
 
 fn connect(url: &str) -> PgConnection {
     PgConnection::establish(url).unwrap_or_else(|e| panic!("connecting to {url}: {e}"))

@@ -287,3 +287,143 @@ fn routers_in_code_decide_on_postgres_and_sqlite() {
     assert!(table_exists(&dbs, "replica", "posts"));
     assert!(dbs.migrate("replica").unwrap().migrations.is_empty());
 }
+
+/// Three blog migrations with real down.sql files.
+fn three_blog_migrations(s: &Scratch) -> std::path::PathBuf {
+    let mut root = None;
+    for (name, up, down) in [
+        (
+            "2024-01-01-000000_one",
+            "CREATE TABLE one (x INTEGER);",
+            "DROP TABLE one;",
+        ),
+        (
+            "2024-01-02-000000_two",
+            "CREATE TABLE two (x INTEGER);",
+            "DROP TABLE two;",
+        ),
+        (
+            "2024-01-03-000000_three",
+            "CREATE TABLE three (x INTEGER);",
+            "DROP TABLE three;",
+        ),
+    ] {
+        let r = s.migration("blog", name, up);
+        std::fs::write(r.join("blog").join(name).join("down.sql"), down).unwrap();
+        root = Some(r);
+    }
+    root.unwrap()
+}
+
+fn reverse_migrations_on(dbs: &Databases) {
+    use diesel_multidb::{Direction, MigrateTo};
+    dbs.migrate("default").unwrap();
+    assert_eq!(records(dbs, "default").len(), 3);
+
+    // The plan shows the backward direction, newest first, and changes nothing.
+    let to_one = MigrateTo::Version("2024-01-01-000000_one".into());
+    let plan = dbs.plan_app_to("default", "blog", &to_one).unwrap();
+    let steps: Vec<(String, Direction)> = plan
+        .migrations
+        .iter()
+        .map(|m| (m.name.clone(), m.direction))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("2024-01-03-000000_three".to_owned(), Direction::Backward),
+            ("2024-01-02-000000_two".to_owned(), Direction::Backward),
+        ]
+    );
+    assert!(table_exists(dbs, "default", "three"));
+
+    let mut events = Vec::new();
+    dbs.migrate_app_to_with("default", "blog", &to_one, &mut |e| {
+        if let MigrateEvent::Reverted(m, _) = e {
+            events.push(m.name.clone());
+        }
+    })
+    .unwrap();
+    assert_eq!(events, ["2024-01-03-000000_three", "2024-01-02-000000_two"]);
+    assert!(table_exists(dbs, "default", "one"));
+    assert!(!table_exists(dbs, "default", "two") && !table_exists(dbs, "default", "three"));
+    assert_eq!(
+        records(dbs, "default"),
+        [("blog".to_owned(), "20240101000000".to_owned())]
+    );
+
+    // Forwards again to a version (a prefix of one name), then everything back to zero.
+    let done = dbs
+        .migrate_app_to("default", "blog", &MigrateTo::Version("2024-01-02".into()))
+        .unwrap();
+    assert_eq!(done.migrations.len(), 1);
+    assert_eq!(done.migrations[0].direction, Direction::Forward);
+    assert!(table_exists(dbs, "default", "two") && !table_exists(dbs, "default", "three"));
+    let undone = dbs
+        .migrate_app_to("default", "blog", &MigrateTo::Zero)
+        .unwrap();
+    assert_eq!(undone.migrations.len(), 2);
+    assert!(records(dbs, "default").is_empty());
+    assert!(!table_exists(dbs, "default", "one"));
+
+    // Unknown app and version are named.
+    assert_eq!(
+        dbs.migrate_app_to("default", "nope", &MigrateTo::Zero)
+            .unwrap_err()
+            .to_string(),
+        "no app `nope` is declared"
+    );
+    assert_eq!(
+        dbs.migrate_app_to("default", "blog", &MigrateTo::Version("2023".into()))
+            .unwrap_err()
+            .to_string(),
+        "app `blog` has no migration `2023`"
+    );
+}
+
+#[test]
+fn reverse_migrations_per_app_on_sqlite() {
+    let s = Scratch::new();
+    let root = three_blog_migrations(&s);
+    let dbs = with_dir(
+        Config::new().database("default", DatabaseConfig::new(s.sqlite_url("d"))),
+        root,
+    )
+    .build()
+    .unwrap();
+    reverse_migrations_on(&dbs);
+}
+
+#[test]
+fn reverse_migrations_per_app_on_postgres() {
+    let s = Scratch::new();
+    let root = three_blog_migrations(&s);
+    let db = pg::fresh("migrate_reverse");
+    let dbs = with_dir(
+        Config::new().database("default", DatabaseConfig::new(db.primary_url.clone())),
+        root,
+    )
+    .build()
+    .unwrap();
+    reverse_migrations_on(&dbs);
+}
+
+#[test]
+fn a_plan_creates_no_sqlite_file() {
+    let s = Scratch::new();
+    let dbs = with_dir(
+        Config::new().database("default", DatabaseConfig::new(s.sqlite_url("never"))),
+        s.standard_migrations(),
+    )
+    .build()
+    .unwrap();
+    assert_eq!(dbs.plan("default").unwrap().migrations.len(), 3);
+    assert!(dbs.show_migrations("default").unwrap().apps[0]
+        .migrations
+        .iter()
+        .all(|(_, applied)| !applied));
+    assert!(
+        !s.sqlite_path("never").exists(),
+        "planning created the database file"
+    );
+}

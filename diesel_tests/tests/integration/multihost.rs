@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer};
 use diesel_multidb::{MultiHostConnection, StatementRoute};
 
-use crate::cluster::PgCluster;
+use diesel_multidb_testkit::PgCluster;
 
 pub(crate) type Conn = MultiHostConnection<PgConnection>;
 
@@ -103,7 +103,25 @@ pub(crate) fn fresh_db(prefix: &str) -> (&'static PgCluster, String) {
 }
 
 pub(crate) fn connect(url: &str) -> Conn {
+    crate::trace();
     Conn::establish(url).unwrap_or_else(|e| panic!("establishing {url}: {e}"))
+}
+
+/// Waits until `conn`'s next read would run on a standby: its standby session is open (it
+/// opens in the background) and the standby has replayed the connection's writes.
+pub(crate) fn ready(conn: &mut Conn) {
+    assert!(
+        conn.wait_for_standby(std::time::Duration::from_secs(10)),
+        "no standby became ready for reads: {:#?}",
+        conn.topology()
+    );
+}
+
+/// [`connect`], then [`ready`].
+pub(crate) fn connect_ready(url: &str) -> Conn {
+    let mut conn = connect(url);
+    ready(&mut conn);
+    conn
 }
 
 /// Runs `WHO` through `conn` and returns the server's answer.
@@ -117,7 +135,11 @@ pub(crate) fn who(conn: &mut Conn) -> Server {
 /// port the server reported.
 pub(crate) fn assert_on_standby(cluster: &PgCluster, conn: &Conn, server_port: i32) {
     let route = conn.last_route().expect("a statement ran");
-    assert!(route.is_replica(), "expected a standby, ran on {route}");
+    assert!(
+        route.is_replica(),
+        "expected a standby, ran on {route}; {conn:?} {:#?}",
+        conn.topology()
+    );
     assert!(
         cluster.standby_ports().contains(&(server_port as u16)),
         "server port {server_port} is not a standby of {:?}",

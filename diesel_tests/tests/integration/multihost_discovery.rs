@@ -5,8 +5,8 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::result::ConnectionError;
 use diesel_multidb::HostFailure;
 
-use crate::cluster::{dead_port, Blackhole, PgCluster, APP_PASSWORD};
 use crate::multihost::*;
+use diesel_multidb_testkit::{dead_port, Blackhole, PgCluster, APP_PASSWORD};
 
 #[test]
 fn the_primary_is_found_wherever_it_is_listed() {
@@ -20,7 +20,11 @@ fn the_primary_is_found_wherever_it_is_listed() {
     ];
     for ports in orders {
         let mut conn = connect(&url(&ports, "postgres", ""));
-        assert_eq!(conn.primary_host().port(), primary, "order {ports:?}");
+        assert_eq!(
+            conn.primary_host().expect("a primary is known").port(),
+            primary,
+            "order {ports:?}"
+        );
         let port = write_port(&mut conn);
         assert_eq!(port as u16, primary);
     }
@@ -35,7 +39,10 @@ fn a_dead_and_a_blackholed_host_do_not_stop_or_delay_establish() {
     ports.extend(all_ports(cluster));
     // The blackholed host would hold a probe for 30 s: establish must not wait for it.
     let mut conn = connect(&url(&ports, "postgres", "connect_timeout=30"));
-    assert_eq!(conn.primary_host().port(), cluster.primary_port());
+    assert_eq!(
+        conn.primary_host().expect("a primary is known").port(),
+        cluster.primary_port()
+    );
 
     let status = conn.topology();
     let of = |port: u16| status.iter().find(|s| s.host.port() == port).unwrap();
@@ -46,6 +53,7 @@ fn a_dead_and_a_blackholed_host_do_not_stop_or_delay_establish() {
     assert_eq!(of(dead).failure, Some(HostFailure::Refused), "{status:?}");
 
     // Reads still reach a standby, never the blackholed or the dead host.
+    ready(&mut conn);
     let server = who(&mut conn);
     assert_on_standby(cluster, &conn, server.port);
 }
@@ -111,8 +119,11 @@ fn only_standbys_or_bad_credentials_are_reported_as_such() {
         standbys[0],
         cluster.primary_port()
     );
-    let mut conn = connect(&right);
-    assert_eq!(conn.primary_host().port(), cluster.primary_port());
+    let mut conn = connect_ready(&right);
+    assert_eq!(
+        conn.primary_host().expect("a primary is known").port(),
+        cluster.primary_port()
+    );
     let server = who(&mut conn);
     assert!(server.in_recovery);
 }
@@ -150,7 +161,7 @@ fn target_session_attrs_choose_the_session_server() {
             "postgres",
             &format!("target_session_attrs={attrs}"),
         ));
-        let host = conn.primary_host().port();
+        let host = conn.primary_host().expect("a primary is known").port();
         if want_standby {
             assert!(standbys.contains(&host), "{attrs}: session server {host}");
         } else {
@@ -163,10 +174,13 @@ fn target_session_attrs_choose_the_session_server() {
         "postgres",
         "target_session_attrs=prefer-standby",
     ));
-    assert_eq!(conn.primary_host().port(), primary);
+    assert_eq!(
+        conn.primary_host().expect("a primary is known").port(),
+        primary
+    );
     // any: whoever answers.
     let conn = connect(&url(&ports, "postgres", "target_session_attrs=any"));
-    assert!(ports.contains(&conn.primary_host().port()));
+    assert!(ports.contains(&conn.primary_host().expect("a primary is known").port()));
 }
 
 #[test]
@@ -180,39 +194,55 @@ fn a_pool_of_20_shares_one_discovery() {
         .unwrap();
     let mut conns: Vec<_> = (0..20).map(|_| pool.get().unwrap()).collect();
     for conn in &mut conns {
-        assert_eq!(conn.primary_host().port(), cluster.primary_port());
+        assert_eq!(
+            conn.primary_host().expect("a primary is known").port(),
+            cluster.primary_port()
+        );
     }
     let active = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND backend_type = 'client backend'"
     );
-    let on_primary: i64 = query_in(cluster.primary_port(), "postgres", &active)
-        .parse()
-        .unwrap();
+    let count = |port: u16| -> i64 { query_in(port, "postgres", &active).parse().unwrap() };
+    // Each pooled connection holds one primary session; the process adds one monitor
+    // session per host.
+    let on_primary = count(cluster.primary_port());
+    assert!(
+        (20..=21).contains(&on_primary),
+        "{on_primary} sessions on the primary for a pool of 20"
+    );
+    // Each pooled connection opens one standby session in the background, spread evenly.
+    let standbys = cluster.standby_ports();
+    let mut on_standbys = Vec::new();
+    for _ in 0..100 {
+        on_standbys = standbys.iter().map(|&p| count(p)).collect::<Vec<_>>();
+        if on_standbys.iter().sum::<i64>() >= 20 + standbys.len() as i64 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let total: i64 = on_standbys.iter().sum();
     assert_eq!(
-        on_primary, 20,
-        "each pooled connection holds one primary session"
+        total,
+        20 + standbys.len() as i64,
+        "{on_standbys:?} sessions on the standbys"
+    );
+    let (min, max) = (
+        on_standbys.iter().min().unwrap(),
+        on_standbys.iter().max().unwrap(),
+    );
+    assert!(
+        max - min <= 1,
+        "uneven spread over the standbys: {on_standbys:?}"
     );
 
-    // Each standby counts the sessions it ever saw for this database: one shared discovery
-    // probes it once; twenty separate discoveries would probe it twenty times.
+    // Each standby counts the sessions it ever saw for this database: the shared monitor
+    // probes it over one session, whatever the pool size; no per-connection role queries.
     let sessions = format!("SELECT sessions FROM pg_stat_database WHERE datname = '{db}'");
-    for &standby in &cluster.standby_ports() {
-        let mut seen = 0;
-        for _ in 0..50 {
-            seen = query_in(standby, "postgres", &sessions)
-                .parse::<i64>()
-                .unwrap_or(0);
-            if seen >= 1 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        assert!(seen >= 1, "standby {standby} was never probed");
-        std::thread::sleep(std::time::Duration::from_millis(500));
+    for &standby in &standbys {
         let seen: i64 = query_in(standby, "postgres", &sessions).parse().unwrap();
         assert!(
-            seen <= 2,
-            "standby {standby} was probed {seen} times for a pool of 20"
+            seen <= 12,
+            "standby {standby} saw {seen} sessions for a pool of 20"
         );
     }
 }

@@ -13,7 +13,7 @@ use crate::multihost::*;
 #[test]
 fn plain_reads_run_on_a_standby() {
     let (cluster, db) = fresh_db("reads");
-    let mut conn = connect(&url(&all_ports(cluster), &db, ""));
+    let mut conn = connect_ready(&url(&all_ports(cluster), &db, ""));
 
     let server = who(&mut conn);
     assert!(
@@ -42,7 +42,7 @@ fn plain_reads_run_on_a_standby() {
 #[test]
 fn row_by_row_loading_mode_reads_on_a_standby() {
     let (cluster, db) = fresh_db("rowbyrow");
-    let mut conn = connect(&url(&all_ports(cluster), &db, ""));
+    let mut conn = connect_ready(&url(&all_ports(cluster), &db, ""));
     let ports: Vec<i32> = diesel::select(inet_server_port())
         .load_iter::<i32, PgRowByRowLoadingMode>(&mut conn)
         .unwrap()
@@ -91,7 +91,7 @@ fn writes_and_returning_run_on_the_primary() {
 fn transactions_run_on_the_primary() {
     let (cluster, db) = fresh_db("tx");
     let primary = cluster.primary_port();
-    let mut conn = connect(&url(&all_ports(cluster), &db, ""));
+    let mut conn = connect_ready(&url(&all_ports(cluster), &db, ""));
 
     conn.transaction(|conn| {
         let server = who(conn);
@@ -126,7 +126,7 @@ fn transactions_run_on_the_primary() {
 fn a_manual_begin_pins_until_commit_or_rollback() {
     let (cluster, db) = fresh_db("manualtx");
     let primary = cluster.primary_port();
-    let mut conn = connect(&url(&all_ports(cluster), &db, ""));
+    let mut conn = connect_ready(&url(&all_ports(cluster), &db, ""));
 
     for (begin, end) in [
         ("BEGIN", "COMMIT"),
@@ -151,6 +151,8 @@ fn a_manual_begin_pins_until_commit_or_rollback() {
             "{begin}: the transaction's own write is not visible"
         );
         conn.batch_execute(end).unwrap();
+        // Reads leave the primary once a standby has replayed what the transaction wrote.
+        ready(&mut conn);
         let server = who(&mut conn);
         assert_on_standby(cluster, &conn, server.port);
     }
@@ -160,6 +162,7 @@ fn a_manual_begin_pins_until_commit_or_rollback() {
     let server = who(&mut conn);
     assert_on_primary(&conn, primary, server.port);
     diesel::sql_query("COMMIT").execute(&mut conn).unwrap();
+    ready(&mut conn);
     let server = who(&mut conn);
     assert_on_standby(cluster, &conn, server.port);
 }
@@ -217,7 +220,7 @@ fn locking_reads_and_writing_functions_run_on_the_primary() {
 fn a_writing_function_unknown_to_the_classifier_is_retried_on_the_primary() {
     let (cluster, db) = fresh_db("writingfn");
     let primary = cluster.primary_port();
-    let mut conn = connect(&url(&all_ports(cluster), &db, ""));
+    let mut conn = connect_ready(&url(&all_ports(cluster), &db, ""));
 
     // `add_audit` looks like a read; the standby answers 25006, nothing was applied there,
     // and the statement is re-run once on the primary.
@@ -302,12 +305,15 @@ fn session_state_pins_later_reads_to_the_primary() {
 fn explicit_pinning_and_replica_reads_off() {
     let (cluster, db) = fresh_db("pin");
     let primary = cluster.primary_port();
-    let mut conn = connect(&url(&all_ports(cluster), &db, ""));
+    let mut conn = connect_ready(&url(&all_ports(cluster), &db, ""));
 
     conn.pin_to_primary();
     let server = who(&mut conn);
     assert_on_primary(&conn, primary, server.port);
     conn.unpin();
+    // Reads never wait for a standby: under load (other tests write to the shared
+    // cluster) the standby may lag for a moment, and the read then runs on the primary.
+    ready(&mut conn);
     let server = who(&mut conn);
     assert_on_standby(cluster, &conn, server.port);
 
@@ -389,6 +395,8 @@ fn an_r2d2_pool_of_8_under_8_threads() {
     let manager = ConnectionManager::<Conn>::new(url(&all_ports(cluster), &db, ""));
     let pool = Arc::new(Pool::builder().max_size(8).build(manager).unwrap());
 
+    // Each thread writes a row and at once counts it: read-your-writes (the default) must
+    // never miss it, wherever the read runs.
     let handles: Vec<_> = (0..8)
         .map(|t| {
             let pool = Arc::clone(&pool);
@@ -403,10 +411,14 @@ fn an_r2d2_pool_of_8_under_8_threads() {
                         .get_result(&mut *conn)
                         .unwrap();
                     assert_eq!(port as u16, primary, "a write ran on {port}");
-                    let server = who(&mut conn);
-                    if server.in_recovery {
+                    let seen: i64 = users::table
+                        .filter(users::name.eq(&name))
+                        .count()
+                        .get_result(&mut *conn)
+                        .unwrap();
+                    assert_eq!(seen, 1, "the connection missed its own write {name}");
+                    if conn.last_route().unwrap().is_replica() {
                         standby_reads += 1;
-                        assert!(conn.last_route().unwrap().is_replica());
                     }
                 }
                 standby_reads
@@ -414,10 +426,7 @@ fn an_r2d2_pool_of_8_under_8_threads() {
         })
         .collect();
     let standby_reads: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    assert_eq!(
-        standby_reads, 160,
-        "every plain read should have run on a standby"
-    );
+    eprintln!("read-your-writes through a pool of 8: {standby_reads} of 160 reads on standbys");
     assert_eq!(
         query_in(
             primary,
@@ -426,4 +435,54 @@ fn an_r2d2_pool_of_8_under_8_threads() {
         ),
         "160"
     );
+
+    // Reads of connections that do not write all go to the standbys once warm.
+    let manager = ConnectionManager::<Conn>::new(url(&all_ports(cluster), &db, ""));
+    let readers = Arc::new(Pool::builder().max_size(8).build(manager).unwrap());
+    {
+        let mut warm: Vec<_> = (0..8).map(|_| readers.get().unwrap()).collect();
+        for conn in &mut warm {
+            ready(conn);
+        }
+    }
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let readers = Arc::clone(&readers);
+            std::thread::spawn(move || {
+                (0..20)
+                    .filter(|_| {
+                        let mut conn = readers.get().unwrap();
+                        let server = who(&mut conn);
+                        server.in_recovery && conn.last_route().unwrap().is_replica()
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let standby_reads: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(
+        standby_reads, 160,
+        "every plain read should have run on a standby"
+    );
+}
+
+/// `BEGIN; <error>` in one batch leaves the server's session in a (failed) transaction:
+/// later statements stay on that session, where the server says so, as it would to a plain
+/// `PgConnection`, instead of running on a standby outside it; the connection is freed when
+/// the transaction ends.
+#[test]
+fn a_batch_that_begins_and_fails_keeps_the_connection_on_its_transaction() {
+    let (cluster, db) = fresh_db("batchfail");
+    let mut conn = connect_ready(&url(&all_ports(cluster), &db, ""));
+    conn.batch_execute("BEGIN; SELECT 1/0")
+        .expect_err("division by zero");
+    let read = diesel::sql_query(WHO).get_result::<Server>(&mut conn);
+    assert!(
+        read.is_err(),
+        "a read after the failed batch runs in its aborted transaction (on the primary), not on a standby: {read:?}"
+    );
+    conn.batch_execute("ROLLBACK").unwrap();
+    ready(&mut conn);
+    let server = who(&mut conn);
+    assert_on_standby(cluster, &conn, server.port);
 }

@@ -2,7 +2,7 @@
 //! (a primary and two streaming standbys started by [`crate::cluster`]; a test fails if the
 //! cluster cannot start, it never skips).
 
-use crate::cluster::PgCluster;
+use diesel_multidb_testkit::PgCluster;
 
 /// A fresh database: URLs on the primary and on each standby (superuser, trust auth).
 pub(crate) struct PgDb {

@@ -7,10 +7,10 @@
 //!   root, so when the effective uid is 0 they are run as the OS user
 //!   `$PG_OS_USER` (default `postgres`) through `runuser -u <user> --`;
 //!   otherwise they run as the current user. `psql` runs as the current user.
-//! * Everything lives under one directory per test process,
-//!   `<base>/diesel-multidb-pg-<pid>-<nonce>/`, where `<base>` is
+//! * Everything lives under the shared per-process directory (see `procdir.rs`:
+//!   `<base>/diesel-multidb-testkit-<pid>-<nonce>/`, where `<base>` is
 //!   `$PG_HARNESS_DIR`, else `/dev/shm` if it is a world-writable tmpfs
-//!   (much faster than disk), else the system temp directory. It holds
+//!   (much faster than disk), else the system temp directory). It holds
 //!   `template/data` (one `initdb` per process, copied with `cp -a` for
 //!   every new primary) and one `c<N>/` per cluster, which holds the
 //!   cluster's unix sockets and one `n<i>/` per node: `n<i>/data` (the data
@@ -22,12 +22,13 @@
 //!   port, socket directory and `cluster_name` (`n<i>_<port>`, which is also
 //!   the standby's `application_name` in `pg_stat_replication`) are in
 //!   `data/node.conf`.
-//! * Cleanup: a reaper (`sh -c`, in its own process group, ignoring
-//!   HUP/INT/QUIT/TERM) reads a pipe whose write end only this process holds.
-//!   When the process exits for any reason (normal exit, panic, abort,
-//!   SIGKILL) the pipe closes, and the reaper stops every server under the
-//!   process directory (`pg_ctl stop -m immediate`) and removes it. Dropping
-//!   a [`PgCluster`] also stops its nodes and removes its directory right
+//! * Cleanup: the shared reaper (a `sh -c` in its own process group,
+//!   ignoring HUP/INT/QUIT/TERM) reads a pipe whose write end only this
+//!   process holds. When the process exits for any reason (normal exit,
+//!   panic, abort, SIGKILL) the pipe closes, and the reaper stops every
+//!   server under the process directory (SIGQUIT to each postmaster, as
+//!   `pg_ctl stop -m immediate` does) and removes it. Dropping a
+//!   [`PgCluster`] also stops its nodes and removes its directory right
 //!   away. Directories left by dead processes (reaper itself killed) are
 //!   cleaned when the next test process starts.
 //! * Authentication (`pg_hba.conf`, first match wins):
@@ -37,6 +38,15 @@
 //!   database `postgres`, on schema `public` (in `postgres` and in
 //!   `template1`, so in every database created later) and on every database
 //!   made by [`PgCluster::create_database`].
+//!
+//! * Network namespaces: [`PgCluster::start_with_netns`] runs chosen nodes
+//!   each in a network namespace of its own, reachable at an address in
+//!   198.18.0.0/15 and able to have its link cut silently ([`NetNs`], see
+//!   `netns.rs` for how and why the drop is silent). `pg_hba.conf` also
+//!   trusts 198.18.0.0/15 (scram-sha-256 for `app`), addresses that exist on
+//!   this machine only inside namespaces the harness made. The shared
+//!   reaper (`procdir.rs`) deletes a cluster's namespaces, veths and bridge
+//!   too (listed in its `reap.netns`) if the process dies.
 //!
 //! Failover: [`PgCluster::promote`] re-points the other standbys (running or
 //! stopped) at the promoted node by rewriting `primary_conninfo` and
@@ -48,22 +58,20 @@
 //! a second, independent primary (split brain, on the old timeline); use
 //! [`PgCluster::rejoin_as_standby`] to bring it back as a standby instead.
 
-// This module is shared by every integration-test module; not all of them
-// use every helper.
-#![allow(dead_code)]
-
-use std::collections::HashSet;
+use crate::netns::{Lan, NetNs};
+use crate::procdir::{
+    append_file, encode_userinfo, file_len, find_runuser, log_tail_of, process_dir, read_from,
+    ServerUser,
+};
+use crate::process::{connect_refused, lock, pick_port, run};
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// The password-authenticated role (`scram-sha-256` over 127.0.0.1).
 pub const APP_USER: &str = "app";
@@ -74,55 +82,30 @@ pub const SUPERUSER: &str = "postgres";
 
 /// How long any node-level wait (streaming, replay, promotion, shutdown)
 /// may take before the harness panics.
-const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for one external command (initdb, pg_ctl, pg_basebackup, psql).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Attempts to find a free port when a server start hits "Address already in use".
 const PORT_ATTEMPTS: usize = 8;
-const PROCESS_DIR_PREFIX: &str = "diesel-multidb-pg-";
-
-/// Stops every server under `$1/*/n*/data` and removes `$1`, once its stdin
-/// reaches EOF. `$2...` is the command prefix that runs `pg_ctl`.
-const REAPER_SCRIPT: &str = r#"
-trap '' HUP INT QUIT TERM PIPE
-root=$1
-shift
-echo $$ >"$root/reaper.pid"
-cat >/dev/null 2>&1
-for d in "$root"/*/n*/data; do
-  [ -f "$d/postmaster.pid" ] || continue
-  "$@" stop -D "$d" -m immediate -w -t 30 >/dev/null 2>&1 && continue
-  pid=$(head -n 1 "$d/postmaster.pid" 2>/dev/null)
-  case "$pid" in ''|*[!0-9]*) continue ;; esac
-  if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
-    kill -KILL "$pid" 2>/dev/null
-  fi
-done
-rm -rf "$root"
-"#;
 
 // ---------------------------------------------------------------------------
 // Process-wide environment: binaries, OS user, process directory, reaper,
 // template data directory.
 // ---------------------------------------------------------------------------
 
-struct Env {
-    bin_dir: PathBuf,
+pub(crate) struct Env {
+    pub(crate) bin_dir: PathBuf,
     /// `Some((runuser, user))` when we are root and must switch user.
-    run_as: Option<(PathBuf, String)>,
-    /// uid/gid to give the directories we create (when running as root).
-    owner: Option<(u32, u32)>,
-    /// `<base>/diesel-multidb-pg-<pid>-<nonce>`, see `base_dir`.
+    run_as: Option<(PathBuf, ServerUser)>,
+    /// The shared process directory, see `procdir.rs`.
     root: PathBuf,
     /// `root/template/data`, made by initdb and configured; never started.
-    template: PathBuf,
-    /// The reaper. Its stdin (a pipe) stays open for the life of the process:
-    /// it is never waited for, it outlives us by design.
-    _reaper: Child,
-    next_cluster: AtomicUsize,
+    pub(crate) template: PathBuf,
 }
 
-fn env() -> &'static Env {
+/// The process-wide environment (binaries, OS user, process directory,
+/// reaper, template), set up on first use.
+pub(crate) fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(Env::init)
 }
@@ -131,112 +114,22 @@ impl Env {
     fn init() -> Env {
         let t0 = Instant::now();
         let bin_dir = find_bin_dir();
-        let run_as = if effective_uid() == 0 {
-            let user = std::env::var("PG_OS_USER").unwrap_or_else(|_| "postgres".to_owned());
-            Some((find_runuser(), user))
-        } else {
-            None
-        };
-        let owner = run_as.as_ref().map(|(_, user)| {
-            let id = |flag: &str| -> u32 {
-                let out = run(Command::new("id").arg(flag).arg(user), COMMAND_TIMEOUT)
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "cluster harness: we run as root, so the PostgreSQL server must run \
-                             as OS user {user:?} (set PG_OS_USER to change it), but looking it \
-                             up failed: {e}"
-                        )
-                    });
-                out.stdout.trim().parse().unwrap_or_else(|e| {
-                    panic!(
-                        "cluster harness: `id {flag} {user}` printed {:?}: {e}",
-                        out.stdout
-                    )
-                })
-            };
-            (id("-u"), id("-g"))
-        });
-
-        let pg_ctl = bin_dir.join("pg_ctl");
-        let mut pg_ctl_prefix: Vec<String> = Vec::new();
-        if let Some((runuser, user)) = &run_as {
-            pg_ctl_prefix.extend([
-                runuser.display().to_string(),
-                "-u".to_owned(),
-                user.clone(),
-                "--".to_owned(),
-            ]);
-        }
-        pg_ctl_prefix.push(pg_ctl.display().to_string());
-
-        let tmp = base_dir();
-        reap_stale_process_dirs(&tmp, &pg_ctl_prefix);
-
-        // The process directory.
-        let root = loop {
-            let nonce = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let candidate = tmp.join(format!(
-                "{PROCESS_DIR_PREFIX}{}-{nonce:08x}",
-                std::process::id()
-            ));
-            match fs::create_dir(&candidate) {
-                Ok(()) => break candidate,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => panic!(
-                    "cluster harness: cannot create the test directory {}: {e}",
-                    candidate.display()
-                ),
-            }
-        };
-
-        // The reaper, spawned before anything else can be left behind.
-        let mut reaper = Command::new("sh");
-        reaper
-            .arg("-c")
-            .arg(REAPER_SCRIPT)
-            .arg("diesel-multidb-pg-reaper")
-            .arg(&root)
-            .args(&pg_ctl_prefix)
-            .current_dir("/")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Own process group: a Ctrl-C or a group kill aimed at the test
-            // run must not take the reaper down with it.
-            .process_group(0);
-        let reaper = reaper.spawn().unwrap_or_else(|e| {
-            let _ = fs::remove_dir_all(&root);
-            panic!("cluster harness: cannot spawn the cleanup process `sh -c ...`: {e}")
-        });
-
+        let run_as = ServerUser::when_root("PG_OS_USER", "postgres", "PostgreSQL")
+            .map(|user| (find_runuser(), user));
+        let root = process_dir().root().to_path_buf();
         let env = Env {
             bin_dir,
             run_as,
-            owner,
-            root: root.clone(),
             template: root.join("template").join("data"),
-            _reaper: reaper,
-            next_cluster: AtomicUsize::new(0),
+            root,
         };
-        env.own_dir(&root, 0o700);
-        if root.as_os_str().len() > 60 {
-            // Unix socket paths are limited to 107 bytes: root/cN/.s.PGSQL.NNNNN
-            panic!(
-                "cluster harness: the test directory {} is too long for unix socket paths; \
-                 set PG_HARNESS_DIR to a shorter directory",
-                root.display()
-            );
-        }
         env.make_template();
         eprintln!(
             "cluster harness: PostgreSQL from {}, servers run as {}, template ready in {:.2?} ({})",
             env.bin_dir.display(),
             env.run_as
                 .as_ref()
-                .map_or("the current user", |(_, user)| user.as_str()),
+                .map_or("the current user", |(_, user)| user.name.as_str()),
             t0.elapsed(),
             env.root.display()
         );
@@ -244,23 +137,46 @@ impl Env {
     }
 
     /// A command for a server-side PostgreSQL binary, run as the server's OS user.
-    fn pg(&self, bin: &str) -> Command {
-        let program = self.bin_dir.join(bin);
-        let mut cmd = match &self.run_as {
-            Some((runuser, user)) => {
-                let mut cmd = Command::new(runuser);
-                cmd.arg("-u").arg(user).arg("--").arg(program);
-                cmd
-            }
-            None => Command::new(program),
+    pub(crate) fn pg(&self, bin: &str) -> Command {
+        self.pg_in(bin, None)
+    }
+
+    /// [`pg`](Self::pg), inside a network namespace when `netns` is given.
+    pub(crate) fn pg_in(&self, bin: &str, netns: Option<&NetNs>) -> Command {
+        self.as_server_user(self.bin_dir.join(bin), netns)
+    }
+
+    /// `program` run as the server's OS user (through runuser when we are
+    /// root), inside `netns` if given, with the client `PG*` variables removed.
+    pub(crate) fn as_server_user(&self, program: PathBuf, netns: Option<&NetNs>) -> Command {
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some((runuser, user)) = &self.run_as {
+            argv.extend([
+                runuser.clone().into_os_string(),
+                "-u".into(),
+                user.name.as_str().into(),
+                "--".into(),
+            ]);
+        }
+        argv.push(program.into_os_string());
+        let mut cmd = match netns {
+            Some(ns) => ns.command(&argv[0]),
+            None => Command::new(&argv[0]),
         };
+        cmd.args(&argv[1..]);
         clean_env(&mut cmd);
         cmd.current_dir(&self.root);
         cmd
     }
 
-    /// `psql` for one node, run as the current user, quiet and unaligned.
-    fn psql(&self, port: u16, db: &str) -> Command {
+    /// `psql` for one node on 127.0.0.1.
+    pub(crate) fn psql(&self, port: u16, db: &str) -> Command {
+        self.psql_at("127.0.0.1", port, db)
+    }
+
+    /// `psql` for one node at `host` (an address or a unix socket directory),
+    /// run as the current user, quiet and unaligned.
+    pub(crate) fn psql_at(&self, host: &str, port: u16, db: &str) -> Command {
         let mut cmd = Command::new(self.bin_dir.join("psql"));
         clean_env(&mut cmd);
         cmd.env("PGCONNECT_TIMEOUT", "10")
@@ -276,7 +192,7 @@ impl Env {
                 "-v",
                 "ON_ERROR_STOP=1",
             ])
-            .args(["-h", "127.0.0.1", "-U", SUPERUSER])
+            .args(["-h", host, "-U", SUPERUSER])
             .arg("-p")
             .arg(port.to_string())
             .arg("-d")
@@ -285,45 +201,28 @@ impl Env {
         cmd
     }
 
-    /// Makes `dir` accessible to the server's OS user only.
-    fn own_dir(&self, dir: &Path, mode: u32) {
-        if let Err(e) = fs::set_permissions(dir, fs::Permissions::from_mode(mode)) {
-            panic!("cluster harness: chmod {mode:o} {}: {e}", dir.display());
-        }
-        self.chown(dir);
+    /// The server's OS user, when we are root.
+    pub(crate) fn owner(&self) -> Option<&ServerUser> {
+        self.run_as.as_ref().map(|(_, user)| user)
     }
 
-    fn chown(&self, path: &Path) {
-        if let Some((uid, gid)) = self.owner {
-            if let Err(e) = std::os::unix::fs::chown(path, Some(uid), Some(gid)) {
-                panic!("cluster harness: chown {uid}:{gid} {}: {e}", path.display());
-            }
-        }
+    /// Creates `<process dir>/<prefix><n>` (n unique in the process), owned by the
+    /// server's OS user.
+    pub(crate) fn new_dir(&self, prefix: &str) -> PathBuf {
+        process_dir().new_subdir(prefix, self.owner())
     }
 
-    fn mkdir(&self, dir: &Path) {
-        if let Err(e) = fs::create_dir(dir) {
-            panic!("cluster harness: mkdir {}: {e}", dir.display());
-        }
-        self.own_dir(dir, 0o700);
+    pub(crate) fn mkdir(&self, dir: &Path) {
+        crate::procdir::mkdir(dir, self.owner());
     }
 
     /// Writes a file (replacing it) and gives it to the server's OS user.
-    fn write_file(&self, path: &Path, contents: &str) {
-        if let Err(e) = fs::write(path, contents) {
-            panic!("cluster harness: cannot write {}: {e}", path.display());
-        }
-        self.chown(path);
+    pub(crate) fn write_file(&self, path: &Path, contents: &str) {
+        crate::procdir::write_file(path, contents, self.owner());
     }
 
-    fn append_file(&self, path: &Path, contents: &str) {
-        let result = fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(contents.as_bytes()));
-        if let Err(e) = result {
-            panic!("cluster harness: cannot append to {}: {e}", path.display());
-        }
+    pub(crate) fn append_file(&self, path: &Path, contents: &str) {
+        append_file(path, contents);
     }
 
     fn make_template(&self) {
@@ -371,7 +270,11 @@ impl Env {
              local   all          all                 trust\n\
              host    all          all   127.0.0.1/32  trust\n\
              local   replication  all                 trust\n\
-             host    replication  all   127.0.0.1/32  trust\n",
+             host    replication  all   127.0.0.1/32  trust\n\
+             # network namespaces made by the harness (netns.rs)\n\
+             host    all          app   198.18.0.0/15 scram-sha-256\n\
+             host    all          all   198.18.0.0/15 trust\n\
+             host    replication  all   198.18.0.0/15 trust\n",
         );
     }
 }
@@ -411,286 +314,16 @@ fn find_bin_dir() -> PathBuf {
     }
 }
 
-fn find_runuser() -> PathBuf {
-    for candidate in ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"] {
-        if Path::new(candidate).is_file() {
-            return PathBuf::from(candidate);
-        }
-    }
-    // Let PATH find it; a failure will name the command.
-    PathBuf::from("runuser")
-}
-
-/// The effective uid, from `/proc/self/status` (falls back to `id -u`).
-fn effective_uid() -> u32 {
-    if let Ok(status) = fs::read_to_string("/proc/self/status") {
-        for line in status.lines() {
-            if let Some(rest) = line.strip_prefix("Uid:") {
-                if let Some(Ok(euid)) = rest.split_whitespace().nth(1).map(str::parse) {
-                    return euid;
-                }
-            }
-        }
-    }
-    let out = run(Command::new("id").arg("-u"), COMMAND_TIMEOUT)
-        .unwrap_or_else(|e| panic!("cluster harness: cannot tell our uid: {e}"));
-    out.stdout
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("cluster harness: `id -u` printed {:?}: {e}", out.stdout))
-}
-
-/// Where the per-process directories go: `$PG_HARNESS_DIR` if set, else
-/// `/dev/shm` when it is a writable tmpfs (data directories in memory: about
-/// ten times faster than the disk here), else the system temp directory.
-fn base_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PG_HARNESS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let shm = Path::new("/dev/shm");
-    let writable =
-        fs::metadata(shm).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o1777 == 0o1777);
-    if writable {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-/// Runs the reaper synchronously on directories left by test processes that
-/// no longer exist (only possible if their reaper was killed too).
-fn reap_stale_process_dirs(tmp: &Path, pg_ctl_prefix: &[String]) {
-    let Ok(entries) = fs::read_dir(tmp) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PROCESS_DIR_PREFIX))
-        else {
-            continue;
-        };
-        let Some(Ok(pid)) = rest.split('-').next().map(str::parse::<u32>) else {
-            continue;
-        };
-        let alive = |pid: &str| !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists();
-        if pid == std::process::id() || alive(&pid.to_string()) {
-            continue;
-        }
-        // The process is gone; is its reaper still at work?
-        let reaper_pid = fs::read_to_string(entry.path().join("reaper.pid")).unwrap_or_default();
-        if alive(reaper_pid.trim()) {
-            continue;
-        }
-        eprintln!(
-            "cluster harness: removing {} left by dead process {pid}",
-            entry.path().display()
-        );
-        let mut reaper = Command::new("sh");
-        reaper
-            .arg("-c")
-            .arg(REAPER_SCRIPT)
-            .arg("diesel-multidb-pg-reaper")
-            .arg(entry.path())
-            .args(pg_ctl_prefix)
-            .current_dir("/");
-        if let Err(e) = run(&mut reaper, COMMAND_TIMEOUT) {
-            eprintln!("cluster harness: (ignored) cleaning a stale directory failed: {e}");
-        }
-    }
-}
-
 /// Removes the client-side `PG*` variables (PGHOST, PGPORT, PGUSER,
 /// PGPASSWORD, PGSERVICE, ...) so the caller's environment cannot redirect
 /// our commands, and pins the message language.
-fn clean_env(cmd: &mut Command) {
+pub(crate) fn clean_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         if key.to_str().is_some_and(|k| k.starts_with("PG")) {
             cmd.env_remove(key);
         }
     }
     cmd.env("LC_ALL", "C");
-}
-
-// ---------------------------------------------------------------------------
-// Running commands with a time limit and readable failures.
-// ---------------------------------------------------------------------------
-
-struct CmdOutput {
-    stdout: String,
-    stderr: String,
-}
-
-fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for arg in cmd.get_args() {
-        let arg = arg.to_string_lossy().replace('\x1f', "\\x1f");
-        if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || "'\"$;&|<>()*".contains(c))
-        {
-            s.push_str(&format!(" '{}'", arg.replace('\'', "'\\''")));
-        } else {
-            s.push(' ');
-            s.push_str(&arg);
-        }
-    }
-    s
-}
-
-fn spawn_reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
-/// Runs `cmd` (stdin closed), capturing its output. `Err` carries the
-/// command line, the exit status, stderr and stdout.
-fn run(cmd: &mut Command, timeout: Duration) -> Result<CmdOutput, String> {
-    let desc = describe(cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("could not run `{desc}`: {e}"))?;
-    let stdout = spawn_reader(child.stdout.take().expect("stdout is piped"));
-    let stderr = spawn_reader(child.stderr.take().expect("stderr is piped"));
-    let deadline = Instant::now() + timeout;
-    let status: ExitStatus = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                // The readers may block on grandchildren; do not join them.
-                return Err(format!(
-                    "`{desc}` did not finish within {timeout:?}; killed it"
-                ));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(3)),
-            Err(e) => return Err(format!("waiting for `{desc}` failed: {e}")),
-        }
-    };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    if status.success() {
-        Ok(CmdOutput { stdout, stderr })
-    } else {
-        Err(format!(
-            "`{desc}` failed ({status})\n--- stderr ---\n{}\n--- stdout ---\n{}",
-            stderr.trim_end(),
-            stdout.trim_end()
-        ))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Ports.
-// ---------------------------------------------------------------------------
-
-/// A port that was free a moment ago and that this process has not handed
-/// out before.
-fn pick_port() -> u16 {
-    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    loop {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap_or_else(|e| panic!("cluster harness: cannot bind 127.0.0.1:0: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("cluster harness: local_addr of 127.0.0.1:0: {e}"))
-            .port();
-        drop(listener);
-        let mut set = lock(&HANDED_OUT);
-        if set.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
-    }
-}
-
-fn connect_refused(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    matches!(
-        TcpStream::connect_timeout(&addr, Duration::from_millis(500)),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
-    )
-}
-
-/// A 127.0.0.1 port with nothing listening (connection refused). The harness
-/// never starts a server on it.
-pub fn dead_port() -> u16 {
-    for _ in 0..100 {
-        let port = pick_port();
-        if connect_refused(port) {
-            return port;
-        }
-    }
-    panic!("cluster harness: could not find a 127.0.0.1 port that refuses connections")
-}
-
-/// A TCP listener on 127.0.0.1 that accepts connections and never answers
-/// (never reads, never writes, never closes them). Lives until dropped.
-pub struct Blackhole {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Blackhole {
-    pub fn start() -> Blackhole {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap_or_else(|e| panic!("Blackhole: cannot bind 127.0.0.1:0: {e}"));
-        let port = listener.local_addr().expect("Blackhole: local_addr").port();
-        listener
-            .set_nonblocking(true)
-            .expect("Blackhole: set_nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let thread = {
-            let (stop, accepted) = (stop.clone(), accepted.clone());
-            thread::Builder::new()
-                .name(format!("blackhole-{port}"))
-                .spawn(move || {
-                    let mut held = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        match listener.accept() {
-                            Ok((stream, _)) => {
-                                accepted.fetch_add(1, Ordering::Relaxed);
-                                held.push(stream);
-                            }
-                            Err(_) => thread::sleep(Duration::from_millis(5)),
-                        }
-                    }
-                })
-                .expect("Blackhole: spawn thread")
-        };
-        Blackhole {
-            port,
-            stop,
-            accepted,
-            thread: Some(thread),
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// How many connections it has accepted so far.
-    pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Blackhole {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -714,6 +347,8 @@ struct Node {
     log: PathBuf,
     role: Role,
     running: bool,
+    /// Index of the node's network namespace in the cluster's `Lan`.
+    netns: Option<usize>,
 }
 
 impl Node {
@@ -734,17 +369,15 @@ pub struct PgCluster {
     state: Mutex<State>,
     /// The process-wide [`PgCluster::shared`] cluster: topology changes panic.
     shared: bool,
+    /// The bridge and namespaces, when some nodes run in a namespace.
+    net: Option<Lan>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn quote_literal(s: &str) -> String {
+pub(crate) fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn quote_ident(s: &str) -> String {
+pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
@@ -757,50 +390,30 @@ fn fmt_lsn(lsn: u64) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
 }
 
-fn log_tail_of(path: &Path, lines: usize) -> String {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
-    }
-}
-
-fn file_len(path: &Path) -> u64 {
-    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-fn read_from(path: &Path, offset: u64) -> String {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let start = usize::try_from(offset).unwrap_or(0).min(bytes.len());
-            String::from_utf8_lossy(&bytes[start..]).into_owned()
-        }
-        Err(_) => String::new(),
-    }
-}
-
-/// Minimal percent-encoding for the userinfo part of a URL.
-fn encode_userinfo(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl PgCluster {
     /// Starts a primary plus `standbys` streaming standbys on free 127.0.0.1
     /// ports in a fresh directory and waits until every standby streams.
     /// Panics with the failing step, command, its stderr and the server log
     /// tail if anything fails.
     pub fn start(standbys: usize) -> PgCluster {
+        PgCluster::start_with_netns(standbys, &[])
+    }
+
+    /// [`start`](Self::start), with the nodes listed in `in_netns` (0 is the
+    /// primary, `i` the i-th standby) each running in a network namespace of
+    /// its own (see [`NetNs`]): such a node listens on its namespace address
+    /// (198.18.0.0/15) and on its own 127.0.0.1, and the other nodes listen
+    /// on 127.0.0.1 and on the gateway address, so replication works in every
+    /// direction. [`url`](Self::url) and friends use the namespace address
+    /// for such a node; the harness's own commands ([`query_one`](Self::query_one),
+    /// [`wait_for_replay`](Self::wait_for_replay), ...) reach it through its
+    /// unix socket, so they keep working while its link is
+    /// [cut](NetNs::cut). Needs root, `ip` and `nft`; panics saying what is
+    /// missing.
+    pub fn start_with_netns(standbys: usize, in_netns: &[usize]) -> PgCluster {
+        if let Some(bad) = in_netns.iter().find(|&&i| i > standbys) {
+            panic!("PgCluster::start_with_netns: node index {bad} > {standbys} standbys");
+        }
         let env = env();
         let t0 = Instant::now();
         let mut steps: Vec<String> = Vec::new();
@@ -809,11 +422,9 @@ impl PgCluster {
             steps.push(format!("{step} {:.0?}", lap.elapsed()));
             lap = Instant::now();
         };
-        let n = env.next_cluster.fetch_add(1, Ordering::Relaxed);
-        let dir = env.root.join(format!("c{n}"));
-        env.mkdir(&dir);
+        let dir = env.new_dir("c");
         // From here on, a panic drops `cluster`, which stops whatever runs.
-        let cluster = PgCluster {
+        let mut cluster = PgCluster {
             dir,
             shared: false,
             state: Mutex::new(State {
@@ -821,7 +432,23 @@ impl PgCluster {
                 original_primary: 0,
                 original_standbys: Vec::new(),
             }),
+            net: None,
         };
+        if !in_netns.is_empty() {
+            let cluster_name = cluster
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // Owned by the cluster before the hosts exist: a panic half-way
+            // still deletes them.
+            let lan = cluster.net.insert(Lan::create(&cluster.dir));
+            for &i in in_netns {
+                lan.add_host(&format!("{cluster_name}-n{i}"), i);
+            }
+            mark("netns");
+        }
+        let cluster = cluster;
 
         // Primary: a copy of the template.
         let mut primary = cluster.new_node(0, Role::Primary);
@@ -848,7 +475,7 @@ impl PgCluster {
             "\\c template1".to_owned(),
             format!("GRANT CREATE ON SCHEMA public TO {APP_USER}"),
         ];
-        let mut psql = env.psql(primary_port, "postgres");
+        let mut psql = cluster.harness_psql(primary_port, "postgres");
         for sql in &setup {
             psql.arg("-c").arg(sql);
         }
@@ -925,7 +552,7 @@ impl PgCluster {
         mark("streaming");
         eprintln!(
             "PgCluster::start({standbys}): primary {primary_port}, standbys {standby_ports:?}, \
-             ready in {:.2?} ({})",
+             in network namespaces: nodes {in_netns:?}, ready in {:.2?} ({})",
             t0.elapsed(),
             steps.join(", ")
         );
@@ -1001,7 +628,7 @@ impl PgCluster {
 
     /// Same as [`url`](Self::url) with database `db`.
     pub fn db_url(&self, db: &str, ports: &[u16], params: &str) -> String {
-        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let hosts: Vec<String> = ports.iter().map(|&p| self.host_port_of(p)).collect();
         let params = params.strip_prefix('?').unwrap_or(params);
         let mut url = format!("postgres://{SUPERUSER}@{}/{db}", hosts.join(","));
         if !params.is_empty() {
@@ -1037,9 +664,29 @@ impl PgCluster {
     /// `postgres://app:{password}@127.0.0.1:{port}/postgres` (password percent-encoded).
     pub fn app_url(&self, port: u16, password: &str) -> String {
         format!(
-            "postgres://{APP_USER}:{}@127.0.0.1:{port}/postgres",
-            encode_userinfo(password)
+            "postgres://{APP_USER}:{}@{}/postgres",
+            encode_userinfo(password),
+            self.host_port_of(port)
         )
+    }
+
+    /// `host:port` of a node as seen from the root namespace:
+    /// `127.0.0.1:port`, or `<namespace address>:port` for a node started in
+    /// a network namespace by [`start_with_netns`](Self::start_with_netns).
+    pub fn host_port(&self, port: u16) -> String {
+        self.host_port_of(port)
+    }
+
+    /// The network namespace node `port` runs in. Panics if it runs in the
+    /// root namespace.
+    pub fn netns(&self, port: u16) -> &NetNs {
+        let node = self.node(port);
+        self.ns_of(&node).unwrap_or_else(|| {
+            panic!(
+                "PgCluster::netns: node {} runs in the root network namespace",
+                node.label()
+            )
+        })
     }
 
     /// Runs `sql` with psql on database `postgres` of the node and returns the
@@ -1058,7 +705,7 @@ impl PgCluster {
 
     /// [`query_one_db`](Self::query_one_db) returning psql's failure instead of panicking.
     pub fn try_query_one(&self, port: u16, db: &str, sql: &str) -> Result<String, String> {
-        let mut psql = env().psql(port, db);
+        let mut psql = self.harness_psql(port, db);
         psql.arg("-c").arg(sql);
         let out = run(&mut psql, COMMAND_TIMEOUT)?;
         let first_line = out.stdout.lines().next().unwrap_or("");
@@ -1097,7 +744,7 @@ impl PgCluster {
                 primary.label()
             );
         }
-        let mut psql = env().psql(primary.port, "postgres");
+        let mut psql = self.harness_psql(primary.port, "postgres");
         psql.args([
             "-c",
             "SELECT pg_current_wal_insert_lsn()",
@@ -1176,6 +823,11 @@ impl PgCluster {
             );
         }
         self.update(port, |n| n.running = false);
+        if node.netns.is_some() {
+            // pg_ctl -w waited for postmaster.pid to go, which happens after
+            // the sockets closed; the namespace address may be cut.
+            return;
+        }
         let deadline = Instant::now() + WAIT_TIMEOUT;
         while !connect_refused(port) {
             if Instant::now() >= deadline {
@@ -1246,12 +898,14 @@ impl PgCluster {
                 .cloned()
                 .collect()
         };
+        let promoted = self.node(port);
         for other in others {
             // Later lines of postgresql.auto.conf win; primary_conninfo is
             // reloadable (PostgreSQL >= 13).
+            let host = self.addr_between(&other, &promoted);
             env().append_file(
                 &other.data.join("postgresql.auto.conf"),
-                &format!("primary_conninfo = 'host=127.0.0.1 port={port} user={SUPERUSER}'\n"),
+                &format!("primary_conninfo = 'host={host} port={port} user={SUPERUSER}'\n"),
             );
             if other.running {
                 if let Err(e) =
@@ -1424,13 +1078,67 @@ impl PgCluster {
             log: dir.join("server.log"),
             role,
             running: false,
+            netns: self.net.as_ref().and_then(|lan| lan.host_for_node(i)),
+        }
+    }
+
+    fn ns_of(&self, node: &Node) -> Option<&NetNs> {
+        let lan = self.net.as_ref()?;
+        node.netns.map(|i| lan.host(i))
+    }
+
+    /// The address clients in the root namespace use for `node`.
+    fn addr_of(&self, node: &Node) -> Ipv4Addr {
+        self.ns_of(node).map_or(Ipv4Addr::LOCALHOST, NetNs::addr)
+    }
+
+    /// The address `from` uses to reach `to`.
+    fn addr_between(&self, from: &Node, to: &Node) -> Ipv4Addr {
+        match (self.ns_of(from), self.ns_of(to)) {
+            (_, Some(to)) => to.addr(),
+            (Some(from), None) => from.gateway(),
+            (None, None) => Ipv4Addr::LOCALHOST,
+        }
+    }
+
+    /// `host:port` of a node as clients in the root namespace reach it;
+    /// `127.0.0.1:port` for a port that is no node of this cluster.
+    fn host_port_of(&self, port: u16) -> String {
+        let state = lock(&self.state);
+        let addr = state
+            .nodes
+            .iter()
+            .find(|n| n.port == port)
+            .map_or(Ipv4Addr::LOCALHOST, |n| self.addr_of(n));
+        format!("{addr}:{port}")
+    }
+
+    /// psql for the harness's own use: 127.0.0.1 for root-namespace nodes,
+    /// the unix socket for namespaced ones (works while their link is cut).
+    fn harness_psql(&self, port: u16, db: &str) -> Command {
+        let in_netns = {
+            let state = lock(&self.state);
+            state
+                .nodes
+                .iter()
+                .any(|n| n.port == port && n.netns.is_some())
+        };
+        if in_netns {
+            env().psql_at(&self.dir.display().to_string(), port, db)
+        } else {
+            env().psql(port, db)
         }
     }
 
     fn base_backup(&self, node: &Node, primary_port: u16) -> Result<(), String> {
+        // primary_conninfo (-R) gets this host: the address the standby
+        // reaches the primary at from where it runs.
+        let host = self
+            .addr_between(node, &self.node(primary_port))
+            .to_string();
         let mut backup = env().pg("pg_basebackup");
         backup
-            .args(["-h", "127.0.0.1", "-U", SUPERUSER])
+            .args(["-h", &host, "-U", SUPERUSER])
             .arg("-p")
             .arg(primary_port.to_string())
             .arg("-D")
@@ -1450,18 +1158,20 @@ impl PgCluster {
             if new_port {
                 node.port = pick_port();
             }
-            env.write_file(
-                &node.data.join("node.conf"),
-                &format!(
-                    "port = {}\nunix_socket_directories = {}\ncluster_name = '{}_{}'\n",
-                    node.port,
-                    quote_literal(&self.dir.display().to_string()),
-                    node.name,
-                    node.port
-                ),
+            let mut conf = format!(
+                "port = {}\nunix_socket_directories = {}\ncluster_name = '{}_{}'\n",
+                node.port,
+                quote_literal(&self.dir.display().to_string()),
+                node.name,
+                node.port
             );
+            if let Some(lan) = &self.net {
+                let own = self.ns_of(node).map_or(lan.gateway(), NetNs::addr);
+                conf.push_str(&format!("listen_addresses = '127.0.0.1,{own}'\n"));
+            }
+            env.write_file(&node.data.join("node.conf"), &conf);
             let offset = file_len(&node.log);
-            let mut start = env.pg("pg_ctl");
+            let mut start = env.pg_in("pg_ctl", self.ns_of(node));
             start
                 .arg("start")
                 .arg("-D")
@@ -1537,6 +1247,8 @@ impl Drop for PgCluster {
                 );
             }
         }
+        // Namespaces, veths, bridge (killing whatever still runs inside).
+        drop(self.net.take());
         if !all_stopped {
             return;
         }
