@@ -20,7 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL to a (multi-host) PostgreSQL URL")?;
     let mut conn = MultiHostConnection::<PgConnection>::establish(&url)?;
-    println!("connected; primary is {}", conn.primary_host());
+    if let Some(primary) = conn.primary_host() {
+        println!("connected; primary is {primary}");
+    }
 
     let server_query = "SELECT inet_server_port() AS port, pg_is_in_recovery() AS in_recovery";
     let server: Server = diesel::sql_query(server_query).get_result(&mut conn)?;

@@ -1,20 +1,22 @@
-//! The cost of `MultiHostConnection` over a plain `PgConnection`.
+//! The cost of `MultiHostConnection` over its own inner connection, for PostgreSQL
+//! (`PgConnection`) and MariaDB (`MysqlConnection`).
 //!
-//! Starts its own primary + standby (the test harness), then runs the same point SELECT and
-//! single-row INSERT through a plain `PgConnection` and through `MultiHostConnection` pinned
-//! to the same primary (and, for information, unpinned: the SELECT then runs on the
-//! standby). The sides take turns statement by statement, so that drift hits them alike. Prints the median
-//! latency of each and their ratio.
+//! Starts its own primary + standby of each (the test harness), then runs the same point
+//! SELECT and single-row INSERT through the inner connection and through
+//! `MultiHostConnection` pinned to the same primary (and, for information, unpinned: the
+//! SELECT then runs on the standby). The sides take turns statement by statement, so that
+//! drift hits them alike. Prints the median latency of each and their ratio.
 //!
 //! ```text
 //! cargo bench -p diesel_tests --bench overhead            # 20 rounds of 500
 //! ROUNDS=40 PER_ROUND=1000 cargo bench -p diesel_tests --bench overhead
 //! ```
 
-#[path = "../tests/integration/cluster.rs"]
-mod cluster;
+mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{env_or, median, time};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -27,28 +29,12 @@ diesel::table! {
     }
 }
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Times one run of `op`.
-fn time(op: &mut dyn FnMut()) -> Duration {
-    let start = Instant::now();
-    op();
-    start.elapsed()
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn select<C>(conn: &mut C) -> impl FnMut() + '_
+/// The point SELECT, through any connection Diesel's query builder can load through.
+fn select<'a, C>(conn: &'a mut C) -> impl FnMut() + 'a
 where
-    C: diesel::connection::LoadConnection<Backend = diesel::pg::Pg>,
+    C: Connection,
+    for<'q> diesel::dsl::Limit<diesel::dsl::Select<diesel::dsl::Find<items::table, i32>, items::name>>:
+        diesel::query_dsl::LoadQuery<'q, C, String>,
 {
     move || {
         let name: String = items::table
@@ -60,9 +46,14 @@ where
     }
 }
 
-fn insert<C>(conn: &mut C) -> impl FnMut() + '_
+/// The single-row INSERT.
+fn insert<'a, C>(conn: &'a mut C) -> impl FnMut() + 'a
 where
-    C: diesel::connection::LoadConnection<Backend = diesel::pg::Pg>,
+    C: Connection,
+    diesel::query_builder::InsertStatement<
+        items::table,
+        <diesel::dsl::Eq<items::name, &'static str> as Insertable<items::table>>::Values,
+    >: diesel::query_dsl::methods::ExecuteDsl<C>,
 {
     move || {
         let n = diesel::insert_into(items::table)
@@ -73,45 +64,39 @@ where
     }
 }
 
-fn main() {
-    let rounds = env_or("ROUNDS", 20);
-    let per_round = env_or("PER_ROUND", 500);
-    eprintln!("starting a primary and a standby ...");
-    let cluster = cluster::PgCluster::start(1);
-    let primary_url = cluster.node_url(cluster.primary_port());
-    let multi_url = cluster.default_url("");
-
-    let mut setup = PgConnection::establish(&primary_url).expect("plain connection");
-    setup
-        .batch_execute(
-            "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
-             INSERT INTO items (name) VALUES ('first');",
-        )
-        .expect("schema");
-    cluster.wait_for_replay();
-
-    // Both sides use the same server session: the wrapper pinned to the primary, and its own
-    // inner PgConnection (`primary_connection()`). With two cores, which core a server
-    // backend lands on moves latency by more than the wrapper costs: two separate
-    // connections would measure that, not the wrapper.
-    let mut wrapped = MultiHostConnection::<PgConnection>::establish(&multi_url).expect("wrapped");
+/// Median latencies: point SELECT (inner, pinned wrapper, unpinned wrapper), INSERT (inner,
+/// pinned wrapper). Both sides use the same server session: the wrapper pinned to the
+/// primary, and its own inner connection (`primary_connection()`). With two cores, which core
+/// a server backend lands on moves latency by more than the wrapper costs: two separate
+/// connections would measure that, not the wrapper. Statement by statement the sides take
+/// turns (the order alternates), so that the machine's drift hits both alike.
+fn compare<C>(
+    wrapped: &mut MultiHostConnection<C>,
+    unpinned: &mut MultiHostConnection<C>,
+    statements: usize,
+) -> [Duration; 5]
+where
+    C: diesel_multidb::HostConnection,
+    for<'q> diesel::dsl::Limit<diesel::dsl::Select<diesel::dsl::Find<items::table, i32>, items::name>>:
+        diesel::query_dsl::LoadQuery<'q, C, String>
+            + diesel::query_dsl::LoadQuery<'q, MultiHostConnection<C>, String>,
+    diesel::query_builder::InsertStatement<
+        items::table,
+        <diesel::dsl::Eq<items::name, &'static str> as Insertable<items::table>>::Values,
+    >: diesel::query_dsl::methods::ExecuteDsl<C>
+        + diesel::query_dsl::methods::ExecuteDsl<MultiHostConnection<C>>,
+{
     wrapped.pin_to_primary();
-    assert_eq!(wrapped.primary_host().port(), cluster.primary_port());
-    let mut unpinned =
-        MultiHostConnection::<PgConnection>::establish(&multi_url).expect("unpinned");
-
     for _ in 0..200 {
         select(wrapped.primary_connection().expect("inner"))();
-        select(&mut wrapped)();
-        select(&mut unpinned)();
+        select(&mut *wrapped)();
+        select(&mut *unpinned)();
         insert(wrapped.primary_connection().expect("inner"))();
-        insert(&mut wrapped)();
+        insert(&mut *wrapped)();
     }
-
-    // Statement by statement the sides take turns (the order alternates), so that the
-    // machine's drift hits both alike.
+    unpinned.wait_for_standby(Duration::from_secs(10));
     let mut results: [Vec<Duration>; 5] = Default::default();
-    for i in 0..rounds * per_round {
+    for i in 0..statements {
         let inner_first = i % 2 == 0;
         for k in 0..2 {
             if (k == 0) == inner_first {
@@ -120,40 +105,83 @@ fn main() {
                 let inner = wrapped.primary_connection().expect("inner");
                 results[3].push(time(&mut insert(inner)));
             } else {
-                results[1].push(time(&mut select(&mut wrapped)));
-                results[4].push(time(&mut insert(&mut wrapped)));
+                results[1].push(time(&mut select(&mut *wrapped)));
+                results[4].push(time(&mut insert(&mut *wrapped)));
             }
         }
-        results[2].push(time(&mut select(&mut unpinned)));
+        results[2].push(time(&mut select(&mut *unpinned)));
     }
     assert!(wrapped.last_route().is_some_and(|r| !r.is_replica()));
-    assert!(unpinned.last_route().is_some_and(|r| r.is_replica()));
-    let [sel_plain, sel_pinned, sel_unpinned, ins_plain, ins_pinned] = results.map(median);
+    results.map(median)
+}
 
+fn print_rows(
+    backend: &str,
+    [sel_plain, sel_pinned, sel_unpinned, ins_plain, ins_pinned]: [Duration; 5],
+) {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!();
     println!(
-        "{} statements per side, interleaved; median latency per statement",
-        rounds * per_round
-    );
-    println!("| statement                      | PgConnection | MultiHostConnection | ratio  |");
-    println!("|--------------------------------|--------------|---------------------|--------|");
-    println!(
-        "| point SELECT (pinned, primary) | {:>9.1} us | {:>16.1} us | {:>6.3} |",
+        "| {backend:<8} | point SELECT (pinned, primary)   | {:>9.1} us | {:>16.1} us | {:>6.3} |",
         us(sel_plain),
         us(sel_pinned),
         us(sel_pinned) / us(sel_plain)
     );
     println!(
-        "| single-row INSERT (primary)    | {:>9.1} us | {:>16.1} us | {:>6.3} |",
+        "| {backend:<8} | single-row INSERT (primary)      | {:>9.1} us | {:>16.1} us | {:>6.3} |",
         us(ins_plain),
         us(ins_pinned),
         us(ins_pinned) / us(ins_plain)
     );
     println!(
-        "| point SELECT (unpinned, standby)|            - | {:>16.1} us |      - |",
+        "| {backend:<8} | point SELECT (unpinned, standby) |            - | {:>16.1} us |      - |",
         us(sel_unpinned)
     );
+}
+
+fn main() {
+    let rounds = env_or("ROUNDS", 20usize);
+    let per_round = env_or("PER_ROUND", 500usize);
+    let statements = rounds * per_round;
+
+    eprintln!("starting a PostgreSQL primary and a standby ...");
+    let cluster = diesel_multidb_testkit::PgCluster::start(1);
+    let mut setup = PgConnection::establish(&cluster.node_url(cluster.primary_port()))
+        .expect("plain connection");
+    setup
+        .batch_execute(
+            "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+             INSERT INTO items (name) VALUES ('first');",
+        )
+        .expect("schema");
+    cluster.wait_for_replay();
+    let url = cluster.default_url("");
+    let mut wrapped = MultiHostConnection::<PgConnection>::establish(&url).expect("wrapped");
+    let mut unpinned = MultiHostConnection::<PgConnection>::establish(&url).expect("unpinned");
+    let pg = compare(&mut wrapped, &mut unpinned, statements);
+    drop((wrapped, unpinned, setup, cluster));
+
+    eprintln!("starting a MariaDB source and a replica ...");
+    let maria = diesel_multidb_testkit::MariaDbCluster::start(1);
+    let mut setup =
+        MysqlConnection::establish(&maria.node_url(maria.source_port())).expect("plain connection");
+    setup
+        .batch_execute(
+            "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL);
+             INSERT INTO items (name) VALUES ('first');",
+        )
+        .expect("schema");
+    maria.wait_for_replication();
+    let url = maria.default_url("");
+    let mut wrapped = MultiHostConnection::<MysqlConnection>::establish(&url).expect("wrapped");
+    let mut unpinned = MultiHostConnection::<MysqlConnection>::establish(&url).expect("unpinned");
+    let mysql = compare(&mut wrapped, &mut unpinned, statements);
+
     println!();
-    println!("(PgConnection = the wrapper's own inner connection, same server session.)");
+    println!("{statements} statements per side, interleaved; median latency per statement");
+    println!("| backend  | statement                        | inner        | MultiHostConnection | ratio  |");
+    println!("|----------|----------------------------------|--------------|---------------------|--------|");
+    print_rows("Pg", pg);
+    print_rows("Mysql", mysql);
+    println!();
+    println!("(inner = the wrapper's own inner connection, same server session.)");
 }

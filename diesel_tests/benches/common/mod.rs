@@ -1,0 +1,122 @@
+//! What the bench binaries share: parameters from the environment, timing, order
+//! statistics, the machine's load, and (for `pool`) a pgpool-II launcher.
+//!
+//! Each bench includes this module with `mod common;` and uses part of it.
+#![allow(dead_code)]
+
+pub mod pgpool;
+
+use std::time::{Duration, Instant};
+
+/// `$name` parsed, else `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// Whether `--quick` is among the arguments (`cargo bench ... -- --quick`). Cargo also
+/// passes `--bench`, which the benches ignore.
+pub fn quick() -> bool {
+    std::env::args().any(|a| a == "--quick")
+}
+
+/// Times one run of `op`.
+pub fn time(op: &mut dyn FnMut()) -> Duration {
+    let start = Instant::now();
+    op();
+    start.elapsed()
+}
+
+/// The median of `samples`.
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Order statistics of a set of samples.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub p10: f64,
+    pub p90: f64,
+    pub n: usize,
+}
+
+impl Spread {
+    /// The statistics of `samples` (which must not be empty; NaNs are not expected).
+    pub fn of(samples: &[f64]) -> Spread {
+        assert!(!samples.is_empty(), "no samples");
+        let mut s = samples.to_vec();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+        Spread {
+            median: if s.len() % 2 == 1 {
+                s[s.len() / 2]
+            } else {
+                (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
+            },
+            min: s[0],
+            max: s[s.len() - 1],
+            p10: at(0.1),
+            p90: at(0.9),
+            n: s.len(),
+        }
+    }
+
+    /// `min–max` with `decimals` decimals.
+    pub fn range(&self, decimals: usize) -> String {
+        format!("{:.*}–{:.*}", decimals, self.min, decimals, self.max)
+    }
+
+    /// `p10–p90` with `decimals` decimals.
+    pub fn p10_p90(&self, decimals: usize) -> String {
+        format!("{:.*}–{:.*}", decimals, self.p10, decimals, self.p90)
+    }
+}
+
+/// Microseconds of a duration, as a float.
+pub fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// The first three fields of `/proc/loadavg` (1, 5 and 15 minute load averages).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|e| format!("(cannot read /proc/loadavg: {e})"))
+}
+
+/// The number of CPUs this process may run on.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A small, fast, seedable pseudo-random generator (xorshift64*), so that the benches need
+/// no extra dependency and every run draws the same sequences.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        // Never zero: xorshift would stay there.
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (the modulo bias is negligible for the ranges used here).
+    pub fn below(&mut self, n: u64) -> u64 {
+        (self.next_u64() >> 11) % n
+    }
+}
