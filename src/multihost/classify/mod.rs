@@ -134,6 +134,10 @@ pub(crate) struct Classification {
     /// way, whether a transaction is open afterwards is unknown (`BEGIN; <error>` leaves
     /// one open).
     pub(crate) tx_unsure: bool,
+    /// Some statement of a batch of several opens a transaction: when the batch fails part
+    /// way outside a transaction, one may be open afterwards. (Without one, a failed batch
+    /// leaves none: PostgreSQL rolls back its implicit block, MySQL autocommits.)
+    pub(crate) opens_tx: bool,
 }
 
 impl Classification {
@@ -145,6 +149,7 @@ impl Classification {
         atomic: false,
         writes: false,
         tx_unsure: false,
+        opens_tx: false,
     };
     /// What the transaction manager's `COMMIT` is.
     pub(crate) const COMMIT: Classification = Classification {
@@ -154,6 +159,7 @@ impl Classification {
         atomic: false,
         writes: false,
         tx_unsure: false,
+        opens_tx: false,
     };
     /// What the transaction manager's `ROLLBACK` is.
     pub(crate) const ROLLBACK: Classification = Classification {
@@ -163,6 +169,7 @@ impl Classification {
         atomic: false,
         writes: false,
         tx_unsure: false,
+        opens_tx: false,
     };
     /// A read the crate itself sends to the primary (a causal token's position).
     pub(crate) const READ_ON_PRIMARY: Classification = Classification {
@@ -172,6 +179,7 @@ impl Classification {
         atomic: true,
         writes: false,
         tx_unsure: false,
+        opens_tx: false,
     };
     /// A write that is not to be re-sent whatever the server answers (migrations setup,
     /// `COPY FROM`).
@@ -182,6 +190,7 @@ impl Classification {
         atomic: false,
         writes: true,
         tx_unsure: false,
+        opens_tx: false,
     };
 }
 
@@ -1126,6 +1135,9 @@ struct Batch {
     writes: bool,
     /// Some statement is transaction control.
     tx_control: bool,
+    /// Some statement opens a transaction (`BEGIN`, `START TRANSACTION`, `COMMIT AND
+    /// CHAIN`).
+    opens_tx: bool,
 }
 
 impl Batch {
@@ -1139,6 +1151,7 @@ impl Batch {
             may_commit: false,
             writes: false,
             tx_control: false,
+            opens_tx: false,
         }
     }
 
@@ -1153,6 +1166,7 @@ impl Batch {
         if class.tx != TxEffect::None {
             self.tx = class.tx;
             self.tx_control = true;
+            self.opens_tx |= class.tx == TxEffect::Begin;
         }
     }
 
@@ -1167,6 +1181,7 @@ impl Batch {
             atomic: self.statements == 1 && !self.may_commit && self.tx == TxEffect::None,
             writes: self.writes,
             tx_unsure: self.statements > 1 && self.tx_control,
+            opens_tx: self.statements > 1 && self.opens_tx,
         }
     }
 
@@ -1181,6 +1196,7 @@ impl Batch {
             atomic: false,
             writes: true,
             tx_unsure: self.tx_control,
+            opens_tx: self.opens_tx,
         }
     }
 }

@@ -55,6 +55,7 @@ fn malformed(sql: &str) {
     let mut got = class(sql);
     // Whether transaction control ran before the unreadable part is asserted apart.
     got.tx_unsure = false;
+    got.opens_tx = false;
     assert_eq!(
         got,
         Classification {
@@ -64,6 +65,7 @@ fn malformed(sql: &str) {
             atomic: false,
             writes: true,
             tx_unsure: false,
+            opens_tx: false,
         },
         "expected unreadable: {sql:?}"
     );

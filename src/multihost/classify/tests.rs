@@ -1213,4 +1213,11 @@ fn a_batch_with_transaction_control_is_unsure_when_it_fails() {
     assert!(!class("BEGIN").tx_unsure);
     assert!(!class("COMMIT").tx_unsure);
     assert!(!class("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)").tx_unsure);
+    // Only a batch with a statement that opens a transaction can leave one open when it
+    // fails outside a transaction.
+    assert!(class("BEGIN; INSERT INTO t VALUES (1)").opens_tx);
+    assert!(class("BEGIN; SELECT 1; COMMIT").opens_tx);
+    assert!(class("COMMIT AND CHAIN; SELECT 1").opens_tx);
+    assert!(!class("INSERT INTO t VALUES (1); COMMIT; SET TRANSACTION READ ONLY").opens_tx);
+    assert!(!class("BEGIN").opens_tx);
 }

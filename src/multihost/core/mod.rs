@@ -743,10 +743,14 @@ impl Session {
             return Next::Done;
         }
         self.last = None;
-        if class.tx_unsure && matches!(outcome, Outcome::Database | Outcome::ReadOnly) {
+        if class.tx_unsure
+            && (in_tx || class.opens_tx)
+            && matches!(outcome, Outcome::Database | Outcome::ReadOnly)
+        {
             // A batch with transaction control failed part way: a transaction may be open
-            // (`BEGIN; <error>`), maybe with writes. Kept on the primary, and the
-            // connection is not handed to another request, until it ends.
+            // (`BEGIN; <error>`, or `<error>; COMMIT` inside one), maybe with writes. Kept
+            // on the primary, and the connection is not handed to another request, until
+            // it ends. A batch that opens none leaves none open outside a transaction.
             self.tx = Tx::Open { wrote: true };
         } else if class.tx.ends() {
             // COMMIT and ROLLBACK end the transaction even when they fail.

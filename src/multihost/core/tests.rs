@@ -829,4 +829,20 @@ fn a_batch_with_transaction_control_that_fails_part_way_may_leave_a_transaction_
     w.run(&exec("BEGIN"), Outcome::Ok);
     w.run(&in_diesel_tx(exec("COMMIT")), Outcome::Database);
     assert_eq!(w.route(&load("SELECT 1")), Route::Standby(S1));
+    // A batch that opens no transaction leaves none open outside one, even after a
+    // 25006: a demoted primary is still suspected and the next write re-run.
+    let mut w = World::new();
+    w.run(
+        &exec(
+            "INSERT INTO t VALUES (1); COMMIT; SET TRANSACTION READ ONLY; INSERT INTO t VALUES (2)",
+        ),
+        Outcome::ReadOnly,
+    );
+    assert_eq!(w.route(&load("SELECT 1")), Route::Standby(S1));
+    assert!(!w.session.recycle(&w.topo));
+    // Inside a transaction, `<error>; COMMIT` may not have reached its COMMIT.
+    let mut w = World::new();
+    w.run(&exec("BEGIN"), Outcome::Ok);
+    w.run(&exec("INSERT INTO t VALUES (1); COMMIT"), Outcome::Database);
+    assert_eq!(w.route(&load("SELECT 1")), ON_PRIMARY);
 }
