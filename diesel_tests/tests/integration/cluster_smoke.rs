@@ -1,11 +1,9 @@
 //! Smoke tests of the cluster harness itself, through plain diesel
 //! `PgConnection`s (not the crate's wrapper).
 
-use std::io::{BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use diesel::dsl::sql;
@@ -13,6 +11,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
+use crate::reaper::{self, refuses};
 use diesel_multidb_testkit::{dead_port, Blackhole, PgCluster, APP_PASSWORD};
 
 fn connect(url: &str) -> PgConnection {
@@ -41,13 +40,6 @@ fn exec(conn: &mut PgConnection, statement: &str) {
     diesel::sql_query(statement)
         .execute(conn)
         .unwrap_or_else(|e| panic!("{statement}: {e}"));
-}
-
-fn refuses(port: u16) -> bool {
-    matches!(
-        TcpStream::connect((Ipv4Addr::LOCALHOST, port)),
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused
-    )
 }
 
 #[test]
@@ -297,87 +289,31 @@ fn cluster_own_failover_other_standby_follows() {
     );
 }
 
-/// Names the file through which the helper process reports its cluster.
-const REAPER_CHILD_ENV: &str = "DIESEL_MULTIDB_REAPER_CHILD_REPORT";
-
-/// Helper process for `cluster_reaper_cleans_up_after_sigkill`: starts a
-/// cluster, writes `<cluster dir> <port>,<port>` to the file named by
-/// `$DIESEL_MULTIDB_REAPER_CHILD_REPORT`, and waits to be killed.
+/// Helper process for `cluster_reaper_cleans_up_after_sigkill`: starts a cluster, reports
+/// `<cluster dir> <port>,<port>` and waits to be killed.
 #[test]
 #[ignore = "helper process run by cluster_reaper_cleans_up_after_sigkill"]
 fn cluster_reaper_child() {
-    let Some(report) = std::env::var_os(REAPER_CHILD_ENV) else {
-        return;
-    };
-    let cluster = PgCluster::start(1);
-    let ports: Vec<String> = cluster.default_ports().iter().map(u16::to_string).collect();
-    let line = format!("{} {}\n", cluster.dir().display(), ports.join(","));
-    let tmp = PathBuf::from(&report).with_extension("tmp");
-    std::fs::write(&tmp, line).expect("write the report");
-    std::fs::rename(&tmp, &report).expect("publish the report");
-    thread::sleep(Duration::from_secs(120));
+    reaper::child(|| {
+        let cluster = PgCluster::start(1);
+        let ports: Vec<String> = cluster.default_ports().iter().map(u16::to_string).collect();
+        let line = format!("{} {}", cluster.dir().display(), ports.join(","));
+        (cluster, line)
+    });
 }
 
 #[test]
 fn cluster_reaper_cleans_up_after_sigkill() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let report = scratch.path().join("report");
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
-        .args([
-            "cluster_smoke::cluster_reaper_child",
-            "--exact",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .env(REAPER_CHILD_ENV, &report)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the helper test process");
-    let stderr = child.stderr.take().unwrap();
-    let stderr = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = BufReader::new(stderr).read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let ready = loop {
-        if let Ok(ready) = std::fs::read_to_string(&report) {
-            break ready;
-        }
-        let exited = child.try_wait().expect("try_wait").is_some();
-        if exited || Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the helper process did not report a started cluster:\n{}",
-                stderr.join().unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let (dir, ports) = ready.trim().split_once(' ').expect("dir and ports");
-    let cluster_dir = PathBuf::from(dir);
-    let process_dir = cluster_dir.parent().unwrap().to_path_buf();
-    let ports: Vec<u16> = ports.split(',').map(|p| p.parse().unwrap()).collect();
-    assert_eq!(ports.len(), 2);
-    assert!(ports.iter().all(|&p| !refuses(p)), "servers not up");
-    assert!(cluster_dir.is_dir());
-
-    child.kill().expect("SIGKILL the helper");
-    child.wait().unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ports.iter().all(|&p| refuses(p)) || process_dir.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "30 s after SIGKILL of the test process: ports {ports:?} refuse: {:?}, {} exists: {}",
-            ports.iter().map(|&p| refuses(p)).collect::<Vec<_>>(),
-            process_dir.display(),
-            process_dir.exists()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    reaper::kill_child_and_wait(
+        "cluster_smoke::cluster_reaper_child",
+        Duration::from_secs(60),
+        |fields| {
+            let cluster_dir = PathBuf::from(fields[0]);
+            let ports: Vec<u16> = fields[1].split(',').map(|p| p.parse().unwrap()).collect();
+            assert_eq!(ports.len(), 2);
+            assert!(ports.iter().all(|&p| !refuses(p)), "servers not up");
+            assert!(cluster_dir.is_dir());
+            move || reaper::dir_and_ports_left(&cluster_dir, &ports)
+        },
+    );
 }

@@ -2,11 +2,7 @@
 //! a real HA manager moving the primary around, observed through plain diesel
 //! `PgConnection`s.
 
-use std::io::{BufReader, ErrorKind, Read};
-use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use diesel::dsl::sql;
@@ -14,6 +10,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
+use crate::reaper::{self, refuses};
 use diesel_multidb_testkit::{AutoFailover, APP_PASSWORD};
 
 fn connect(url: &str) -> PgConnection {
@@ -36,13 +33,6 @@ fn in_recovery(conn: &mut PgConnection) -> bool {
     diesel::select(sql::<Bool>("pg_is_in_recovery()"))
         .get_result(conn)
         .expect("SELECT pg_is_in_recovery()")
-}
-
-fn refuses(port: u16) -> bool {
-    matches!(
-        TcpStream::connect((Ipv4Addr::LOCALHOST, port)),
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused
-    )
 }
 
 /// Writes `v` on the primary as the password-authenticated role `app`.
@@ -132,24 +122,17 @@ fn ha_switchover_and_failover() {
 }
 
 /// Names the file through which the helper process reports its formation.
-const HA_CHILD_ENV: &str = "DIESEL_MULTIDB_HA_CHILD_REPORT";
-
-/// Helper process for `ha_reaper_cleans_up_after_sigkill`: starts a
-/// formation, writes `<dir> <monitor port> <node1 port> <node2 port>` to the
-/// file named by `$DIESEL_MULTIDB_HA_CHILD_REPORT`, and waits to be killed.
+/// Helper process for `ha_reaper_cleans_up_after_sigkill`: starts a formation, reports
+/// `<dir> <monitor port> <node1 port> <node2 port>` and waits to be killed.
 #[test]
 #[ignore = "helper process run by ha_reaper_cleans_up_after_sigkill"]
 fn ha_reaper_child() {
-    let Some(report) = std::env::var_os(HA_CHILD_ENV) else {
-        return;
-    };
-    let ha = AutoFailover::start();
-    let [n1, n2] = ha.node_ports();
-    let line = format!("{} {} {n1} {n2}\n", ha.dir().display(), ha.monitor_port());
-    let tmp = PathBuf::from(&report).with_extension("tmp");
-    std::fs::write(&tmp, line).expect("write the report");
-    std::fs::rename(&tmp, &report).expect("publish the report");
-    thread::sleep(Duration::from_secs(120));
+    reaper::child(|| {
+        let ha = AutoFailover::start();
+        let [n1, n2] = ha.node_ports();
+        let line = format!("{} {} {n1} {n2}", ha.dir().display(), ha.monitor_port());
+        (ha, line)
+    });
 }
 
 /// `pg_autoctl` processes whose command line mentions `dir`.
@@ -169,70 +152,21 @@ fn autoctl_processes_under(dir: &str) -> Vec<String> {
 
 #[test]
 fn ha_reaper_cleans_up_after_sigkill() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let report = scratch.path().join("report");
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
-        .args([
-            "ha_smoke::ha_reaper_child",
-            "--exact",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .env(HA_CHILD_ENV, &report)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the helper test process");
-    let stderr = child.stderr.take().unwrap();
-    let stderr = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = BufReader::new(stderr).read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let ready = loop {
-        if let Ok(ready) = std::fs::read_to_string(&report) {
-            break ready;
-        }
-        let exited = child.try_wait().expect("try_wait").is_some();
-        if exited || Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the helper process did not report a started formation:\n{}",
-                stderr.join().unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let fields: Vec<&str> = ready.split_whitespace().collect();
-    assert_eq!(fields.len(), 4, "report {ready:?}");
-    let ha_dir = fields[0].to_owned();
-    let process_dir = PathBuf::from(&ha_dir).parent().unwrap().to_path_buf();
-    let ports: Vec<u16> = fields[1..].iter().map(|p| p.parse().unwrap()).collect();
-    assert!(ports.iter().all(|&p| !refuses(p)), "servers not up");
-    let running = autoctl_processes_under(&ha_dir);
-    assert!(running.len() >= 3, "pg_autoctl processes: {running:?}");
-
-    child.kill().expect("SIGKILL the helper");
-    child.wait().unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = autoctl_processes_under(&ha_dir);
-        let refused: Vec<bool> = ports.iter().map(|&p| refuses(p)).collect();
-        if left.is_empty() && refused.iter().all(|&r| r) && !process_dir.exists() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "30 s after SIGKILL of the test process: pg_autoctl processes left: {left:?}; \
-             ports {ports:?} refuse: {refused:?}; {} exists: {}",
-            process_dir.display(),
-            process_dir.exists()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    reaper::kill_child_and_wait(
+        "ha_smoke::ha_reaper_child",
+        Duration::from_secs(90),
+        |fields| {
+            assert_eq!(fields.len(), 4, "report {fields:?}");
+            let ha_dir = PathBuf::from(fields[0]);
+            let ports: Vec<u16> = fields[1..].iter().map(|p| p.parse().unwrap()).collect();
+            assert!(ports.iter().all(|&p| !refuses(p)), "servers not up");
+            let running = autoctl_processes_under(fields[0]);
+            assert!(running.len() >= 3, "pg_autoctl processes: {running:?}");
+            move || {
+                let mut left = reaper::dir_and_ports_left(&ha_dir, &ports);
+                left.extend(autoctl_processes_under(&ha_dir.display().to_string()));
+                left
+            }
+        },
+    );
 }

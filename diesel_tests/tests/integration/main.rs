@@ -19,6 +19,7 @@ mod netns_smoke;
 
 mod common;
 mod pg;
+mod reaper;
 
 mod cli;
 mod migrations;

@@ -2,10 +2,8 @@
 //! namespace whose link can be cut silently (see `testkit/src/netns.rs`),
 //! through plain diesel `PgConnection`s (libpq).
 
-use std::io::{BufReader, Read};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,6 +13,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
+use crate::reaper;
 use diesel_multidb_testkit::{PgCluster, APP_PASSWORD};
 
 fn connect(url: &str) -> PgConnection {
@@ -227,112 +226,60 @@ fn netns_primary_silent_drop() {
     assert!(!dir.exists(), "{} left after drop", dir.display());
 }
 
-/// Names the file through which the helper process reports its namespace.
-const NETNS_CHILD_ENV: &str = "DIESEL_MULTIDB_NETNS_CHILD_REPORT";
-
-/// Helper process for `netns_reaper_removes_namespaces_after_sigkill`: starts
-/// a cluster whose primary and standby both run in namespaces, writes
-/// `<cluster dir> <namespace> <veth> <namespace> <veth>` to the file named by
-/// `$DIESEL_MULTIDB_NETNS_CHILD_REPORT`, cuts one link and waits to be killed.
+/// Helper process for `netns_reaper_removes_namespaces_after_sigkill`: starts a cluster
+/// whose primary and standby both run in namespaces, reports `<cluster dir> <namespace>
+/// <veth> <namespace> <veth>`, cuts one link and waits to be killed.
 #[test]
 #[ignore = "helper process run by netns_reaper_removes_namespaces_after_sigkill"]
 fn netns_reaper_child() {
-    let Some(report) = std::env::var_os(NETNS_CHILD_ENV) else {
-        return;
-    };
-    let cluster = PgCluster::start_with_netns(1, &[0, 1]);
-    let mut line = cluster.dir().display().to_string();
-    for port in cluster.default_ports() {
-        let ns = cluster.netns(port);
-        line.push_str(&format!(" {} {}", ns.name(), ns.host_interface()));
-    }
-    // The standby replicates from the primary across two namespaces.
-    cluster.query_one(cluster.primary_port(), "CREATE TABLE r (v int)");
-    cluster.query_one(cluster.primary_port(), "INSERT INTO r VALUES (5)");
-    cluster.wait_for_replay();
-    assert_eq!(
-        cluster.query_one(cluster.standby_ports()[0], "SELECT sum(v) FROM r"),
-        "5"
-    );
-    cluster.netns(cluster.primary_port()).cut();
-    let tmp = PathBuf::from(&report).with_extension("tmp");
-    std::fs::write(&tmp, line + "\n").expect("write the report");
-    std::fs::rename(&tmp, &report).expect("publish the report");
-    thread::sleep(Duration::from_secs(120));
+    reaper::child(|| {
+        let cluster = PgCluster::start_with_netns(1, &[0, 1]);
+        let mut line = cluster.dir().display().to_string();
+        for port in cluster.default_ports() {
+            let ns = cluster.netns(port);
+            line.push_str(&format!(" {} {}", ns.name(), ns.host_interface()));
+        }
+        // The standby replicates from the primary across two namespaces.
+        cluster.query_one(cluster.primary_port(), "CREATE TABLE r (v int)");
+        cluster.query_one(cluster.primary_port(), "INSERT INTO r VALUES (5)");
+        cluster.wait_for_replay();
+        assert_eq!(
+            cluster.query_one(cluster.standby_ports()[0], "SELECT sum(v) FROM r"),
+            "5"
+        );
+        cluster.netns(cluster.primary_port()).cut();
+        (cluster, line)
+    });
 }
 
 #[test]
 fn netns_reaper_removes_namespaces_after_sigkill() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let report = scratch.path().join("report");
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
-        .args([
-            "netns_smoke::netns_reaper_child",
-            "--exact",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .env(NETNS_CHILD_ENV, &report)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the helper test process");
-    let stderr = child.stderr.take().unwrap();
-    let stderr = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = BufReader::new(stderr).read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let ready = loop {
-        if let Ok(ready) = std::fs::read_to_string(&report) {
-            break ready;
-        }
-        let exited = child.try_wait().expect("try_wait").is_some();
-        if exited || Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the helper process did not report a started cluster:\n{}",
-                stderr.join().unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let fields: Vec<&str> = ready.split_whitespace().collect();
-    assert_eq!(fields.len(), 5, "report {ready:?}");
-    let cluster_dir = PathBuf::from(fields[0]);
-    let process_dir = cluster_dir.parent().unwrap().to_path_buf();
-    let names: Vec<(&str, &str)> = vec![(fields[1], fields[2]), (fields[3], fields[4])];
-    for (ns, veth) in &names {
-        assert!(netns_exists(ns), "namespace {ns} missing");
-        assert!(link_exists(veth), "veth {veth} missing");
-    }
-
-    child.kill().expect("SIGKILL the helper");
-    child.wait().unwrap();
-
-    let gone = || {
-        names
-            .iter()
-            .all(|(ns, veth)| !netns_exists(ns) && !link_exists(veth))
-            && !process_dir.exists()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !gone() {
-        assert!(
-            Instant::now() < deadline,
-            "30 s after SIGKILL of the test process: namespaces/veths {names:?} exist: {:?}, \
-             {} exists: {}",
-            names
-                .iter()
-                .map(|(ns, veth)| (netns_exists(ns), link_exists(veth)))
-                .collect::<Vec<_>>(),
-            process_dir.display(),
-            process_dir.exists()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    reaper::kill_child_and_wait(
+        "netns_smoke::netns_reaper_child",
+        Duration::from_secs(60),
+        |fields| {
+            assert_eq!(fields.len(), 5, "report {fields:?}");
+            let cluster_dir = PathBuf::from(fields[0]);
+            let names: Vec<(String, String)> = vec![
+                (fields[1].to_owned(), fields[2].to_owned()),
+                (fields[3].to_owned(), fields[4].to_owned()),
+            ];
+            for (ns, veth) in &names {
+                assert!(netns_exists(ns), "namespace {ns} missing");
+                assert!(link_exists(veth), "veth {veth} missing");
+            }
+            move || {
+                let mut left = reaper::dir_and_ports_left(&cluster_dir, &[]);
+                for (ns, veth) in &names {
+                    if netns_exists(ns) {
+                        left.push(format!("namespace {ns}"));
+                    }
+                    if link_exists(veth) {
+                        left.push(format!("veth {veth}"));
+                    }
+                }
+                left
+            }
+        },
+    );
 }
