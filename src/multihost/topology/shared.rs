@@ -479,24 +479,38 @@ impl<C, R> Inner<C, R> {
 
 /// What a connection asks of its topology's shell, sync or async (the waits are the
 /// shell's own).
-pub(crate) trait Monitor<C>: Send + Sync + 'static {
+pub(crate) trait Monitor<C: 'static>: Send + Sync + 'static {
     /// How a session opened in the background is delivered.
     type Reply: Send;
 
+    /// What the background workers send an opened session through.
+    type Sender: 'static;
+
+    /// The state every shell's topology holds.
+    fn base(&self) -> &Base<C, Self::Sender>;
+
     /// The connection string of the topology.
-    fn cs(&self) -> &ConnectionString;
+    fn cs(&self) -> &ConnectionString {
+        &self.base().cs
+    }
 
     /// Each host's `host:port`, for metrics labels.
-    fn labels(&self) -> &[HostLabel];
+    fn labels(&self) -> &[HostLabel] {
+        &self.base().labels
+    }
 
     /// Runs `f` on the topology's state (under its lock).
-    fn with_state<R>(&self, f: impl FnOnce(&mut TopologyState) -> R) -> R;
+    fn with_state<R>(&self, f: impl FnOnce(&mut TopologyState) -> R) -> R {
+        f(&mut self.base().lock().topo)
+    }
+
+    /// What is known of every host.
+    fn status(&self) -> Vec<HostStatus> {
+        self.base().status()
+    }
 
     /// Wakes the workers (a demand was registered, or a failure reported).
     fn wake(&self);
-
-    /// What is known of every host.
-    fn status(&self) -> Vec<HostStatus>;
 
     /// One connection is gone.
     fn detach(&self);
@@ -509,7 +523,9 @@ pub(crate) trait Monitor<C>: Send + Sync + 'static {
     fn try_take(reply: &mut Self::Reply) -> Option<Result<C, HostFailure>>;
 
     /// The primary now, without waiting: the error lists every host when none is known.
-    fn primary_now(&self) -> Result<(usize, u64), DiscoveryError>;
+    fn primary_now(&self) -> Result<(usize, u64), DiscoveryError> {
+        self.base().primary_now()
+    }
 
     /// Opens a session to `host` (no role query: the role is the topology's business).
     /// The sync shell's future is ready at once: it blocks inside.

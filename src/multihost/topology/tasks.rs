@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Notify};
 
 use super::shared::{self, Base, Monitor, PrimaryWait, WorkerStep, WAIT_SLICE};
-use super::state::{Observation, TopologyState};
-use super::{DiscoveryError, HostFailure, HostStatus};
+use super::state::Observation;
+use super::{DiscoveryError, HostFailure};
 use crate::multihost::backend::sealed::AsyncWrapped;
-use crate::multihost::metrics::HostLabel;
 use crate::multihost::url::ConnectionString;
 
 /// A session opened for a connection in the background.
@@ -264,24 +263,14 @@ impl<C: AsyncWrapped> Shared<C> {
 impl<C: AsyncWrapped> Monitor<C> for Shared<C> {
     type Reply = SessionReply<C>;
 
-    fn cs(&self) -> &ConnectionString {
-        &self.cs
-    }
+    type Sender = SessionSender<C>;
 
-    fn labels(&self) -> &[HostLabel] {
-        &self.labels
-    }
-
-    fn with_state<R>(&self, f: impl FnOnce(&mut TopologyState) -> R) -> R {
-        f(&mut self.lock().topo)
+    fn base(&self) -> &Base<C, SessionSender<C>> {
+        &self.base
     }
 
     fn wake(&self) {
         Shared::wake(self);
-    }
-
-    fn status(&self) -> Vec<HostStatus> {
-        self.base.status()
     }
 
     fn detach(&self) {
@@ -300,10 +289,6 @@ impl<C: AsyncWrapped> Monitor<C> for Shared<C> {
                 Some(Err(HostFailure::Other("the host worker stopped".into())))
             }
         }
-    }
-
-    fn primary_now(&self) -> Result<(usize, u64), DiscoveryError> {
-        self.base.primary_now()
     }
 
     async fn open_session(&self, host: usize) -> Result<C, HostFailure> {

@@ -13,10 +13,9 @@ use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant};
 
 use super::shared::{self, Base, Monitor, PrimaryWait, WorkerStep, WAIT_SLICE};
-use super::state::{Observation, TopologyState};
+use super::state::Observation;
 use super::{DiscoveryError, HostFailure, HostStatus};
 use crate::multihost::backend::sealed::SyncWrapped;
-use crate::multihost::metrics::HostLabel;
 use crate::multihost::url::ConnectionString;
 
 /// A session opened for a connection in the background.
@@ -222,24 +221,14 @@ impl<C: SyncWrapped> Shared<C> {
 impl<C: SyncWrapped> Monitor<C> for Shared<C> {
     type Reply = SessionReply<C>;
 
-    fn cs(&self) -> &ConnectionString {
-        &self.cs
-    }
+    type Sender = SessionSender<C>;
 
-    fn labels(&self) -> &[HostLabel] {
-        &self.labels
-    }
-
-    fn with_state<R>(&self, f: impl FnOnce(&mut TopologyState) -> R) -> R {
-        f(&mut self.lock().topo)
+    fn base(&self) -> &Base<C, SessionSender<C>> {
+        &self.base
     }
 
     fn wake(&self) {
         Shared::wake(self);
-    }
-
-    fn status(&self) -> Vec<HostStatus> {
-        self.base.status()
     }
 
     fn detach(&self) {
@@ -258,10 +247,6 @@ impl<C: SyncWrapped> Monitor<C> for Shared<C> {
                 Some(Err(HostFailure::Other("the host worker stopped".into())))
             }
         }
-    }
-
-    fn primary_now(&self) -> Result<(usize, u64), DiscoveryError> {
-        self.base.primary_now()
     }
 
     fn open_session(
