@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 use diesel::result::{DatabaseErrorKind, Error, QueryResult};
 use diesel_async::{AsyncConnectionCore, SimpleAsyncConnection, TransactionManager};
 
-use super::plan::prepare;
+use super::plan::{load_attempts, outcome_of, prepare, LoadAttempt};
 use super::{
     after_primary, diesel_tx, error, missing_session, AfterPrimary, InFlight, MultiHostConnection,
     Ready, Slot,
 };
+use crate::multihost::backend::position_of;
 use crate::multihost::backend::AsyncHostConnection;
-use crate::multihost::backend::{position_of, HostConnection};
 use crate::multihost::classify::Classification;
-use crate::multihost::core::{DieselTx, Next, Outcome, Route, Statement, Via};
+use crate::multihost::core::{DieselTx, Outcome, Route, Statement, Via};
 use crate::multihost::position::{CausalToken, Position};
 use crate::multihost::topology::tasks::Shared;
 use crate::multihost::topology::{DiscoveryError, HostStatus};
@@ -56,14 +56,6 @@ fn closed_session() -> Error {
         DatabaseErrorKind::UnableToSendCommand,
         Box::new("the session's connection is closed; the statement was not sent".to_string()),
     )
-}
-
-/// The outcome of a statement's result.
-fn outcome_of<C: HostConnection, T>(result: &QueryResult<T>) -> Outcome {
-    match result {
-        Ok(_) => Outcome::Ok,
-        Err(error) => C::outcome_of(error),
-    }
 }
 
 /// Runs `op` on `conn` (a primary session).
@@ -251,78 +243,37 @@ impl<C: AsyncHostConnection> MultiHostConnection<C> {
             ..
         } = self;
 
-        // Attempt 1: wherever the core says.
-        let mut retry = false;
-        let first = prepare(ctx, primary, Some(standby), &st, true).await?;
-        if let Ready::Standby(host) = first {
-            let route = Route::Standby(host);
-            let (result, outcome) = match standby.as_mut() {
-                Some(conn) => {
-                    attempt_load(ctx, conn, extra, &mut query, st, route, Slot::Standby).await
-                }
-                None => (Err(missing_session()), Outcome::NotSent),
-            };
-            if let Err(error) = &result {
-                tracing::debug!(target: "diesel_multidb::routing", host = %ctx.shared.cs.hosts()[host], %error, "a read failed on a standby");
-            }
-            match ctx.report_outcome(&st, route, outcome, false) {
-                Next::RetryOnPrimary | Next::RetryOnNewPrimary => retry = true,
-                Next::Fail(refusal) => return Err(error::refusal(&ctx.shared.cs, refusal)),
-                Next::Done | Next::Succeed => return result,
-            }
-        }
-        if first == Ready::Absorbed {
-            return Err(Error::QueryBuilderError(
-                "a transaction-ending statement was loaded after its transaction was lost".into(),
-            ));
-        }
+        let mut attempt = AsyncLoad {
+            query: &mut query,
+            _rows: std::marker::PhantomData,
+        };
+        load_attempts(ctx, primary, standby, spare, extra, st, &mut attempt).await
+    }
+}
 
-        // Attempt 2: the primary session.
-        let second = if let Ready::Primary(host) = first {
-            Ready::Primary(host)
-        } else {
-            prepare(ctx, primary, None, &st, false).await?
-        };
-        let Ready::Primary(host) = second else {
-            return Err(missing_session());
-        };
-        let route = Route::Primary {
-            host,
-            connect: false,
-        };
-        let Some(conn) = primary.as_mut() else {
-            return Err(missing_session());
-        };
-        let (result, outcome) =
-            attempt_load(ctx, conn, extra, &mut query, st, route, Slot::Primary).await;
-        match ctx.report_outcome(&st, route, outcome, retry) {
-            Next::Done | Next::Succeed => return result,
-            Next::Fail(refusal) => return Err(error::refusal(&ctx.shared.cs, refusal)),
-            Next::RetryOnPrimary | Next::RetryOnNewPrimary if retry => return result,
-            Next::RetryOnPrimary | Next::RetryOnNewPrimary => {}
-        }
+/// A read on the async shell: not sent when the session is closed; otherwise marked in
+/// flight while it runs (a future dropped there leaves the mark for `settle`).
+struct AsyncLoad<'a, 'query, C: AsyncHostConnection> {
+    query: &'a mut C::Rendered,
+    _rows: std::marker::PhantomData<&'query ()>,
+}
 
-        // Attempt 3: a new primary session (installed as the primary before the next
-        // statement).
-        tracing::info!(target: "diesel_multidb::routing", "re-running the read on the new primary");
-        let third = prepare(ctx, spare, None, &st, false).await?;
-        let Ready::Primary(host) = third else {
-            return Err(missing_session());
-        };
-        ctx.spare_is_primary = true;
-        let route = Route::Primary {
-            host,
-            connect: false,
-        };
-        let Some(conn) = spare.as_mut() else {
-            return Err(missing_session());
-        };
-        let (result, outcome) =
-            attempt_load(ctx, conn, extra, &mut query, st, route, Slot::Spare).await;
-        match ctx.report_outcome(&st, route, outcome, true) {
-            Next::Fail(refusal) => Err(error::refusal(&ctx.shared.cs, refusal)),
-            _ => result,
-        }
+impl<'query, C: AsyncHostConnection> LoadAttempt<C> for AsyncLoad<'_, 'query, C> {
+    type Rows<'conn>
+        = C::Stream<'conn, 'query>
+    where
+        C: 'conn;
+
+    async fn attempt<'conn>(
+        &mut self,
+        ctx: &mut super::Ctx<C>,
+        conn: &'conn mut C,
+        extra: &mut C::Extra,
+        st: Statement,
+        route: Route,
+        slot: Slot,
+    ) -> (QueryResult<C::Stream<'conn, 'query>>, Outcome) {
+        attempt_load(ctx, conn, extra, self.query, st, route, slot).await
     }
 }
 

@@ -8,11 +8,11 @@
 
 use std::time::Instant;
 
-use diesel::result::Error;
+use diesel::result::{Error, QueryResult};
 
-use super::{error, Ctx, Ready};
+use super::{error, missing_session, Ctx, Ready, Slot};
 use crate::multihost::backend::HostConnection;
-use crate::multihost::core::{Route, Statement};
+use crate::multihost::core::{Next, Outcome, Route, Statement};
 use crate::multihost::topology::shared::Monitor;
 use crate::multihost::topology::{DiscoveryError, HostFailure};
 
@@ -241,5 +241,124 @@ pub(super) async fn prepare<C: HostConnection>(
                 }
             }
         }
+    }
+}
+
+/// One attempt of a read on one session, as a shell does it (blocking or awaiting).
+pub(super) trait LoadAttempt<C: HostConnection> {
+    /// What a read gives: a cursor or a stream that may borrow its session.
+    type Rows<'conn>
+    where
+        C: 'conn;
+
+    /// Runs the read on `conn` (reached by `route`, held in `slot`) and tells its outcome.
+    fn attempt<'conn>(
+        &mut self,
+        ctx: &mut Ctx<C>,
+        conn: &'conn mut C,
+        extra: &mut C::Extra,
+        st: Statement,
+        route: Route,
+        slot: Slot,
+    ) -> impl std::future::Future<Output = (QueryResult<Self::Rows<'conn>>, Outcome)>;
+}
+
+/// The outcome of a statement's result.
+pub(super) fn outcome_of<C: HostConnection, T>(result: &QueryResult<T>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Ok,
+        Err(error) => C::outcome_of(error),
+    }
+}
+
+/// Runs a read for both shells: on a standby when the core says so, else (or when it fails
+/// there) on the primary, and once more on a new primary when the primary's connection
+/// failed. Each attempt uses a different session field, so that the rows, which may borrow
+/// their session, can be returned from any of them.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn load_attempts<'conn, C: HostConnection, A: LoadAttempt<C>>(
+    ctx: &mut Ctx<C>,
+    primary: &'conn mut Option<C>,
+    standby: &'conn mut Option<C>,
+    spare: &'conn mut Option<C>,
+    extra: &mut C::Extra,
+    st: Statement,
+    attempt: &mut A,
+) -> QueryResult<A::Rows<'conn>> {
+    // Attempt 1: wherever the core says.
+    let mut retry = false;
+    let first = prepare(ctx, primary, Some(standby), &st, true).await?;
+    if let Ready::Standby(host) = first {
+        let route = Route::Standby(host);
+        let (result, outcome) = match standby.as_mut() {
+            Some(conn) => {
+                attempt
+                    .attempt(ctx, conn, extra, st, route, Slot::Standby)
+                    .await
+            }
+            None => (Err(missing_session()), Outcome::NotSent),
+        };
+        if let Err(error) = &result {
+            tracing::debug!(target: "diesel_multidb::routing", host = %ctx.shared.cs().hosts()[host], %error, "a read failed on a standby");
+        }
+        match ctx.report_outcome(&st, route, outcome, false) {
+            Next::RetryOnPrimary | Next::RetryOnNewPrimary => retry = true,
+            Next::Fail(refusal) => return Err(error::refusal(ctx.shared.cs(), refusal)),
+            Next::Done | Next::Succeed => return result,
+        }
+    }
+    if first == Ready::Absorbed {
+        return Err(Error::QueryBuilderError(
+            "a transaction-ending statement was loaded after its transaction was lost".into(),
+        ));
+    }
+
+    // Attempt 2: the primary session.
+    let second = if let Ready::Primary(host) = first {
+        Ready::Primary(host)
+    } else {
+        prepare(ctx, primary, None, &st, false).await?
+    };
+    let Ready::Primary(host) = second else {
+        return Err(missing_session());
+    };
+    let route = Route::Primary {
+        host,
+        connect: false,
+    };
+    let Some(conn) = primary.as_mut() else {
+        return Err(missing_session());
+    };
+    let (result, outcome) = attempt
+        .attempt(ctx, conn, extra, st, route, Slot::Primary)
+        .await;
+    match ctx.report_outcome(&st, route, outcome, retry) {
+        Next::Done | Next::Succeed => return result,
+        Next::Fail(refusal) => return Err(error::refusal(ctx.shared.cs(), refusal)),
+        Next::RetryOnPrimary | Next::RetryOnNewPrimary if retry => return result,
+        Next::RetryOnPrimary | Next::RetryOnNewPrimary => {}
+    }
+
+    // Attempt 3: a new primary session (installed as the primary before the next
+    // statement).
+    tracing::info!(target: "diesel_multidb::routing", "re-running the read on the new primary");
+    let third = prepare(ctx, spare, None, &st, false).await?;
+    let Ready::Primary(host) = third else {
+        return Err(missing_session());
+    };
+    ctx.spare_is_primary = true;
+    let route = Route::Primary {
+        host,
+        connect: false,
+    };
+    let Some(conn) = spare.as_mut() else {
+        return Err(missing_session());
+    };
+    let (result, outcome) = attempt
+        .attempt(ctx, conn, extra, st, route, Slot::Spare)
+        .await;
+    match ctx.report_outcome(&st, route, outcome, true) {
+        Next::Fail(refusal) => Err(error::refusal(ctx.shared.cs(), refusal)),
+        _ => result,
     }
 }

@@ -1,5 +1,6 @@
 //! Diesel's connection traits for `MultiHostConnection`.
 
+use std::marker::PhantomData;
 use std::rc::Rc;
 
 use diesel::connection::{
@@ -9,14 +10,17 @@ use diesel::connection::{
 use diesel::migration::MigrationConnection;
 use diesel::query_builder::{Query, QueryFragment, QueryId};
 use diesel::r2d2::R2D2Connection;
-use diesel::result::{ConnectionError, ConnectionResult, Error, QueryResult};
+use diesel::result::{ConnectionError, ConnectionResult, QueryResult};
 
 use super::lifecycle::PingStep;
-use super::sync_shell::{prepare, Shared2};
-use super::{error, missing_session, MultiHostConnection, Ready};
+use super::plan::{load_attempts, outcome_of, LoadAttempt};
+use super::sync_shell::Shared2;
+use super::{missing_session, Ctx, MultiHostConnection, Slot};
 use crate::multihost::backend::SyncHostConnection;
 use crate::multihost::classify::Classification;
-use crate::multihost::core::{Next, Route, Statement, Via};
+use crate::multihost::core::Outcome;
+use crate::multihost::core::{Route, Statement, Via};
+use crate::multihost::topology::shared::run_now;
 
 impl<C: SyncHostConnection> ConnectionSealed for MultiHostConnection<C> {}
 
@@ -105,79 +109,59 @@ where
         };
         let source = Shared2(Rc::new(source));
 
-        // Attempt 1: wherever the core says.
-        let mut retry = false;
-        let first = prepare(
-            &mut self.ctx,
-            &mut self.primary,
-            Some(&mut self.standby),
-            &st,
-            true,
-        )?;
-        if let Ready::Standby(host) = first {
-            if let Some(conn) = self.standby.as_mut() {
-                let result = <C as LoadConnection<B>>::load(conn, source.clone());
-                match self.ctx.report(&st, Route::Standby(host), &result, false) {
-                    Next::RetryOnPrimary | Next::RetryOnNewPrimary => retry = true,
-                    Next::Fail(refusal) => {
-                        return Err(error::refusal(&self.ctx.shared.cs, refusal))
-                    }
-                    Next::Done | Next::Succeed => return result,
-                }
-            } else {
-                retry = true;
-            }
-        }
-        if first == Ready::Absorbed {
-            return Err(Error::QueryBuilderError(
-                "a transaction-ending statement was loaded after its transaction was lost".into(),
-            ));
-        }
+        let MultiHostConnection {
+            ctx,
+            primary,
+            standby,
+            spare,
+            extra,
+            ..
+        } = self;
+        let mut attempt: SyncLoad<'_, _, B> = SyncLoad {
+            source,
+            _backend: PhantomData,
+        };
+        run_now(load_attempts(
+            ctx,
+            primary,
+            standby,
+            spare,
+            extra,
+            st,
+            &mut attempt,
+        ))
+    }
+}
 
-        // Attempt 2: the primary session.
-        let second = if let Ready::Primary(host) = first {
-            Ready::Primary(host)
-        } else {
-            prepare(&mut self.ctx, &mut self.primary, None, &st, false)?
-        };
-        let Ready::Primary(host) = second else {
-            return Err(missing_session());
-        };
-        let Some(conn) = self.primary.as_mut() else {
-            return Err(missing_session());
-        };
-        let result = <C as LoadConnection<B>>::load(conn, source.clone());
-        let route = Route::Primary {
-            host,
-            connect: false,
-        };
-        match self.ctx.report(&st, route, &result, retry) {
-            Next::Done | Next::Succeed => return result,
-            Next::Fail(refusal) => return Err(error::refusal(&self.ctx.shared.cs, refusal)),
-            Next::RetryOnPrimary | Next::RetryOnNewPrimary if retry => return result,
-            Next::RetryOnPrimary | Next::RetryOnNewPrimary => {}
-        }
+/// A read on the sync shell: the query, shared by the attempts.
+struct SyncLoad<'query, T, B> {
+    source: Shared2<T>,
+    _backend: PhantomData<(&'query (), B)>,
+}
 
-        // Attempt 3: a new primary session (installed as the primary before the next
-        // statement).
-        tracing::info!(target: "diesel_multidb::routing", "re-running the read on the new primary");
-        let third = prepare(&mut self.ctx, &mut self.spare, None, &st, false)?;
-        let Ready::Primary(host) = third else {
-            return Err(missing_session());
-        };
-        self.ctx.spare_is_primary = true;
-        let Some(conn) = self.spare.as_mut() else {
-            return Err(missing_session());
-        };
-        let result = <C as LoadConnection<B>>::load(conn, source);
-        let route = Route::Primary {
-            host,
-            connect: false,
-        };
-        match self.ctx.report(&st, route, &result, true) {
-            Next::Fail(refusal) => Err(error::refusal(&self.ctx.shared.cs, refusal)),
-            _ => result,
-        }
+impl<'query, C, B, T> LoadAttempt<C> for SyncLoad<'query, T, B>
+where
+    C: SyncHostConnection + LoadConnection<B>,
+    T: Query + QueryFragment<C::Backend> + QueryId + 'query,
+    C::Backend: diesel::expression::QueryMetadata<T::SqlType>,
+{
+    type Rows<'conn>
+        = <C as LoadConnection<B>>::Cursor<'conn, 'query>
+    where
+        C: 'conn;
+
+    async fn attempt<'conn>(
+        &mut self,
+        _ctx: &mut Ctx<C>,
+        conn: &'conn mut C,
+        _extra: &mut C::Extra,
+        _st: Statement,
+        _route: Route,
+        _slot: Slot,
+    ) -> (QueryResult<Self::Rows<'conn>>, Outcome) {
+        let result = <C as LoadConnection<B>>::load(conn, self.source.clone());
+        let outcome = outcome_of::<C, _>(&result);
+        (result, outcome)
     }
 }
 
