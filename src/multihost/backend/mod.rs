@@ -226,3 +226,27 @@ pub(crate) fn tcp_failure(host: &Host, timeout: Duration) -> Option<HostFailure>
         None => HostFailure::Other(format!("{name} resolves to no address")),
     })
 }
+
+/// A connection failure the driver's message does not classify further: its first
+/// non-empty line.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn other_failure(message: &str) -> HostFailure {
+    let line = message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("connection failed");
+    HostFailure::Other(line.to_string())
+}
+
+/// Runs an async connection attempt for at most `limit` (`TimedOut` after it).
+#[cfg(feature = "async")]
+pub(crate) async fn within<C>(
+    limit: Duration,
+    attempt: impl std::future::Future<Output = Result<C, HostFailure>>,
+) -> Result<C, HostFailure> {
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(HostFailure::TimedOut),
+    }
+}

@@ -87,12 +87,7 @@ impl sealed::SyncWrapped for MysqlConnection {
         if message.to_ascii_lowercase().contains("access denied") {
             return HostFailure::AuthenticationFailed;
         }
-        let line = message
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("connection failed");
-        HostFailure::Other(line.to_string())
+        crate::multihost::backend::other_failure(&message)
     }
 }
 

@@ -271,10 +271,7 @@ impl sealed::AsyncWrapped for AsyncPgConnection {
                 .await
                 .map_err(|e| HostFailure::Other(format!("the session setup failed: {e}")))
         };
-        match tokio::time::timeout(limit, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(HostFailure::TimedOut),
-        }
+        crate::multihost::backend::within(limit, attempt).await
     }
 
     fn check_host(cs: &ConnectionString, host: &Host) -> Result<(), String> {

@@ -98,12 +98,7 @@ impl sealed::SyncWrapped for PgConnection {
         {
             return HostFailure::Refused;
         }
-        let line = message
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("connection failed");
-        HostFailure::Other(line.to_string())
+        crate::multihost::backend::other_failure(&message)
     }
 }
 
