@@ -68,8 +68,9 @@
 //!   `pg_ctl stop -m immediate` sends) and removes the directory. SysV shared
 //!   memory left by SIGKILLed postmasters is removed on drop.
 
+use crate::common::{log_tails, ClusterNode};
 use crate::pg::{env, quote_literal, Env, APP_PASSWORD, APP_USER, COMMAND_TIMEOUT, SUPERUSER};
-use crate::procdir::{encode_userinfo, log_tail_of, reap_at_exit, Reap};
+use crate::procdir::{encode_userinfo, reap_at_exit, Reap};
 use crate::process::{connect_refused, lock, pick_port, run};
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -269,6 +270,24 @@ fn remove_orphan_shm(pids: &[u32]) {
     }
 }
 
+impl ClusterNode for AfNode {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn label(&self) -> String {
+        format!("{} (port {})", self.name, self.port)
+    }
+
+    fn log(&self) -> &Path {
+        &self.log
+    }
+}
+
 impl AfNode {
     fn new(dir: &Path, sub: &str, name: &'static str) -> AfNode {
         let env = env();
@@ -287,10 +306,6 @@ impl AfNode {
             port: pick_port(),
             run: Mutex::new(None),
         }
-    }
-
-    fn label(&self) -> String {
-        format!("{} (port {})", self.name, self.port)
     }
 
     /// The process group of its `pg_autoctl run`, if running.
@@ -633,16 +648,7 @@ impl AutoFailover {
 
     /// The last `lines` lines of every node's log, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
-        let mut out = String::new();
-        for node in [&self.monitor, &self.nodes[0], &self.nodes[1]] {
-            out.push_str(&format!(
-                "--- {} {} ---\n{}\n",
-                node.label(),
-                node.log.display(),
-                log_tail_of(&node.log, lines)
-            ));
-        }
-        out
+        log_tails([&self.monitor, &self.nodes[0], &self.nodes[1]], lines)
     }
 
     // --- internals -----------------------------------------------------------

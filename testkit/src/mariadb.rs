@@ -71,6 +71,7 @@
 //! [`MariaDbCluster::restart`] comes back writable and replicating from nobody (split
 //! brain); [`MariaDbCluster::rejoin_as_replica`] brings it back as a replica instead.
 
+use crate::common::{upsert_by_name, ClusterNode, NodeList};
 use crate::procdir::{
     encode_userinfo, file_len, log_tail_of, mkdir, process_dir, read_from, write_file, ServerUser,
 };
@@ -314,8 +315,9 @@ enum Role {
     FormerSource,
 }
 
+/// One server of the cluster, as the harness last left it.
 #[derive(Clone, Debug)]
-struct Node {
+pub(crate) struct Node {
     /// `n0`, `n1`, ...
     name: String,
     port: u16,
@@ -328,11 +330,25 @@ struct Node {
     running: bool,
 }
 
-impl Node {
+impl ClusterNode for Node {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
     fn label(&self) -> String {
         format!("{} (port {}, {:?})", self.name, self.port, self.role)
     }
 
+    fn log(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Node {
     fn config(&self) -> PathBuf {
         self.dir.join("my.cnf")
     }
@@ -667,24 +683,13 @@ impl MariaDbCluster {
     /// the source before the call is applied on every replica). Panics after 30 s naming
     /// the lagging replica, with its replication status and log.
     pub fn wait_for_replication(&self) {
-        let replicas: Vec<u16> = lock(&self.state)
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Replica && n.running)
-            .map(|n| n.port)
-            .collect();
+        let replicas: Vec<u16> = self.running_replicas().iter().map(|n| n.port).collect();
         self.wait_for(&replicas, "wait_for_replication");
     }
 
     /// [`wait_for_replication`](Self::wait_for_replication) for one replica only.
     pub fn wait_for_replica(&self, port: u16) {
-        let node = self.node(port);
-        if node.role != Role::Replica || !node.running {
-            panic!(
-                "wait_for_replica: node {} is not a running replica",
-                node.label()
-            );
-        }
+        self.require_running_replica(port, "wait_for_replica");
         self.wait_for(&[port], "wait_for_replica");
     }
 
@@ -783,7 +788,7 @@ impl MariaDbCluster {
             state
                 .nodes
                 .iter()
-                .filter(|n| n.role == Role::Replica && n.running)
+                .filter(|n| Self::is_running_replica(n))
                 .cloned()
                 .collect()
         };
@@ -940,48 +945,12 @@ impl MariaDbCluster {
         }
     }
 
-    fn node(&self, port: u16) -> Node {
-        let state = lock(&self.state);
-        match state.nodes.iter().find(|n| n.port == port) {
-            Some(node) => node.clone(),
-            None => panic!(
-                "cluster harness: no node on port {port} in this cluster (nodes: {:?})",
-                state.nodes.iter().map(|n| n.port).collect::<Vec<_>>()
-            ),
-        }
-    }
-
     fn require_running_replica(&self, port: u16, what: &str) -> Node {
         let node = self.node(port);
-        if node.role != Role::Replica || !node.running {
+        if !Self::is_running_replica(&node) {
             panic!("{what}: node {} is not a running replica", node.label());
         }
         node
-    }
-
-    fn node_label_or_port(&self, port: u16) -> String {
-        let state = lock(&self.state);
-        state
-            .nodes
-            .iter()
-            .find(|n| n.port == port)
-            .map_or_else(|| format!("port {port}"), Node::label)
-    }
-
-    fn update(&self, port: u16, f: impl FnOnce(&mut Node)) {
-        let mut state = lock(&self.state);
-        if let Some(node) = state.nodes.iter_mut().find(|n| n.port == port) {
-            f(node);
-        }
-    }
-
-    fn running_replicas(&self) -> Vec<Node> {
-        lock(&self.state)
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Replica && n.running)
-            .cloned()
-            .collect()
     }
 
     /// Creates `n{i}/` and `n{i}/tmp` (not the data directory).
@@ -1144,10 +1113,7 @@ impl MariaDbCluster {
             let Some(failure) = failure else {
                 let mut state = lock(&self.state);
                 node.running = true;
-                match state.nodes.iter_mut().find(|n| n.name == node.name) {
-                    Some(existing) => *existing = node.clone(),
-                    None => state.nodes.push(node.clone()),
-                }
+                upsert_by_name(&mut state.nodes, node);
                 state.children.insert(node.name.clone(), child);
                 return Ok(());
             };
@@ -1301,19 +1267,17 @@ impl MariaDbCluster {
             }
         }
     }
+}
 
-    fn all_log_tails(&self, lines: usize) -> String {
-        let nodes = lock(&self.state).nodes.clone();
-        let mut out = String::new();
-        for node in nodes {
-            out.push_str(&format!(
-                "--- {} {} ---\n{}\n",
-                node.label(),
-                node.log.display(),
-                log_tail_of(&node.log, lines)
-            ));
-        }
-        out
+impl NodeList for MariaDbCluster {
+    type Node = Node;
+
+    fn with_nodes<R>(&self, f: impl FnOnce(&mut Vec<Node>) -> R) -> R {
+        f(&mut lock(&self.state).nodes)
+    }
+
+    fn is_running_replica(node: &Node) -> bool {
+        node.role == Role::Replica && node.running
     }
 }
 

@@ -58,6 +58,7 @@
 //! a second, independent primary (split brain, on the old timeline); use
 //! [`PgCluster::rejoin_as_standby`] to bring it back as a standby instead.
 
+use crate::common::{upsert_by_name, ClusterNode, NodeList};
 use crate::netns::{Lan, NetNs};
 use crate::procdir::{
     append_file, encode_userinfo, file_len, find_runuser, log_tail_of, process_dir, read_from,
@@ -338,8 +339,9 @@ enum Role {
     FormerPrimary,
 }
 
+/// One server of the cluster, as the harness last left it.
 #[derive(Clone, Debug)]
-struct Node {
+pub(crate) struct Node {
     /// `n0`, `n1`, ...
     name: String,
     port: u16,
@@ -351,9 +353,21 @@ struct Node {
     netns: Option<usize>,
 }
 
-impl Node {
+impl ClusterNode for Node {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
     fn label(&self) -> String {
         format!("{} (port {}, {:?})", self.name, self.port, self.role)
+    }
+
+    fn log(&self) -> &Path {
+        &self.log
     }
 }
 
@@ -722,22 +736,13 @@ impl PgCluster {
     /// committed with `synchronous_commit = on`, which flushes the WAL up to
     /// and past the target so the standbys receive it.
     pub fn wait_for_replay(&self) {
-        let (primary, standbys) = {
-            let state = lock(&self.state);
-            let primary = state
-                .nodes
-                .iter()
-                .find(|n| n.role == Role::Primary)
-                .cloned()
-                .unwrap_or_else(|| panic!("wait_for_replay: this cluster has no primary"));
-            let standbys: Vec<Node> = state
-                .nodes
-                .iter()
-                .filter(|n| n.role == Role::Standby && n.running)
-                .cloned()
-                .collect();
-            (primary, standbys)
-        };
+        let primary = lock(&self.state)
+            .nodes
+            .iter()
+            .find(|n| n.role == Role::Primary)
+            .cloned()
+            .unwrap_or_else(|| panic!("wait_for_replay: this cluster has no primary"));
+        let standbys = self.running_replicas();
         if !primary.running {
             panic!(
                 "wait_for_replay: the current primary {} is not running",
@@ -997,7 +1002,7 @@ impl PgCluster {
             "SELECT count(*) FROM pg_database WHERE datname = {}",
             quote_literal(&name)
         );
-        for node in self.running_standbys() {
+        for node in self.running_replicas() {
             let got = self.query_one(node.port, &check);
             if got != "1" {
                 panic!(
@@ -1028,42 +1033,6 @@ impl PgCluster {
                  topology; start an own cluster with PgCluster::start(n) instead"
             );
         }
-    }
-
-    fn node(&self, port: u16) -> Node {
-        let state = lock(&self.state);
-        match state.nodes.iter().find(|n| n.port == port) {
-            Some(node) => node.clone(),
-            None => panic!(
-                "cluster harness: no node on port {port} in this cluster (nodes: {:?})",
-                state.nodes.iter().map(|n| n.port).collect::<Vec<_>>()
-            ),
-        }
-    }
-
-    fn node_label_or_port(&self, port: u16) -> String {
-        let state = lock(&self.state);
-        state
-            .nodes
-            .iter()
-            .find(|n| n.port == port)
-            .map_or_else(|| format!("port {port}"), Node::label)
-    }
-
-    fn update(&self, port: u16, f: impl FnOnce(&mut Node)) {
-        let mut state = lock(&self.state);
-        if let Some(node) = state.nodes.iter_mut().find(|n| n.port == port) {
-            f(node);
-        }
-    }
-
-    fn running_standbys(&self) -> Vec<Node> {
-        lock(&self.state)
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Standby && n.running)
-            .cloned()
-            .collect()
     }
 
     /// Creates `n{i}/` (not its data directory).
@@ -1183,10 +1152,7 @@ impl PgCluster {
                 Ok(_) => {
                     let mut state = lock(&self.state);
                     node.running = true;
-                    match state.nodes.iter_mut().find(|n| n.name == node.name) {
-                        Some(existing) => *existing = node.clone(),
-                        None => state.nodes.push(node.clone()),
-                    }
+                    upsert_by_name(&mut state.nodes, node);
                     return Ok(());
                 }
                 Err(e) => {
@@ -1207,19 +1173,17 @@ impl PgCluster {
         }
         unreachable!("the last attempt returns")
     }
+}
 
-    fn all_log_tails(&self, lines: usize) -> String {
-        let nodes = lock(&self.state).nodes.clone();
-        let mut out = String::new();
-        for node in nodes {
-            out.push_str(&format!(
-                "--- {} {} ---\n{}\n",
-                node.label(),
-                node.log.display(),
-                log_tail_of(&node.log, lines)
-            ));
-        }
-        out
+impl NodeList for PgCluster {
+    type Node = Node;
+
+    fn with_nodes<R>(&self, f: impl FnOnce(&mut Vec<Node>) -> R) -> R {
+        f(&mut lock(&self.state).nodes)
+    }
+
+    fn is_running_replica(node: &Node) -> bool {
+        node.role == Role::Standby && node.running
     }
 }
 
