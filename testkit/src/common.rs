@@ -4,7 +4,17 @@
 //! database names and a few small waits.
 
 use crate::procdir::log_tail_of;
+use crate::process::{connect_refused, run};
+use std::ops::RangeInclusive;
 use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Upper bound for one helper command (`cp -a` of a template).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A server node as the bookkeeping helpers see it.
 pub(crate) trait ClusterNode {
@@ -102,5 +112,170 @@ pub(crate) trait NodeList {
     fn all_log_tails(&self, lines: usize) -> String {
         let nodes = self.with_nodes(|nodes| nodes.clone());
         log_tails(&nodes, lines)
+    }
+}
+
+/// The process-wide cluster behind a `shared()` constructor: started on first use by the
+/// first test that asks; if that start panics, every later call panics at once (naming
+/// the earlier failure) instead of starting another cluster for every test.
+pub(crate) struct SharedCluster<T> {
+    cluster: OnceLock<T>,
+    failed: AtomicBool,
+}
+
+impl<T> SharedCluster<T> {
+    /// An empty holder, for a `static`.
+    pub(crate) const fn new() -> Self {
+        SharedCluster {
+            cluster: OnceLock::new(),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// The cluster, started with `start` on first use. `what` (`PgCluster::shared`, ...)
+    /// prefixes the panic message when an earlier start failed.
+    pub(crate) fn get_or_start(&self, what: &str, start: impl FnOnce() -> T) -> &T {
+        /// Sets the flag if dropped while panicking (the start failed).
+        struct FlagOnPanic<'a>(&'a AtomicBool);
+        impl Drop for FlagOnPanic<'_> {
+            fn drop(&mut self) {
+                if thread::panicking() {
+                    self.0.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        if let Some(cluster) = self.cluster.get() {
+            return cluster;
+        }
+        self.cluster.get_or_init(|| {
+            if self.failed.load(Ordering::SeqCst) {
+                panic!(
+                    "{what}: the shared cluster failed to start in an earlier test (see its \
+                     failure message); not retrying"
+                );
+            }
+            let _flag = FlagOnPanic(&self.failed);
+            start()
+        })
+    }
+}
+
+/// A fresh database name made from `prefix`: lowercased, every character but `[a-z0-9_]`
+/// replaced by `_`, at most 40 of them, `d` in front if it is empty or starts with a
+/// digit, then `_<n>` with `n` unique in the process.
+pub(crate) fn database_name(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let mut base: String = prefix
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
+        base.insert(0, 'd');
+    }
+    format!("{base}_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `<scheme_and_user>@<host1>,<host2>,.../<db>[?<params>]`; `params` may start with `?`.
+pub(crate) fn multi_host_url(
+    scheme_and_user: &str,
+    hosts: impl IntoIterator<Item = String>,
+    db: &str,
+    params: &str,
+) -> String {
+    let hosts: Vec<String> = hosts.into_iter().collect();
+    let params = params.strip_prefix('?').unwrap_or(params);
+    let mut url = format!("{scheme_and_user}@{}/{db}", hosts.join(","));
+    if !params.is_empty() {
+        url.push('?');
+        url.push_str(params);
+    }
+    url
+}
+
+/// The first field of the first line of a client's output (`sep` separates fields): what
+/// the `query_one` helpers return.
+pub(crate) fn first_field(stdout: &str, sep: char) -> String {
+    let first_line = stdout.lines().next().unwrap_or("");
+    first_line.split(sep).next().unwrap_or("").to_owned()
+}
+
+/// `cp -a <template> <data>`: a new node's data directory from the harness's template.
+pub(crate) fn copy_template(template: &Path, data: &Path) -> Result<(), String> {
+    let mut cp = Command::new("cp");
+    cp.arg("-a").arg(template).arg(data);
+    run(&mut cp, COMMAND_TIMEOUT)
+        .map(|_| ())
+        .map_err(|e| format!("copying the template data directory failed: {e}"))
+}
+
+/// Polls until 127.0.0.1:`port` refuses connections; `false` if it still accepts them
+/// after `timeout`.
+pub(crate) fn wait_refused(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !connect_refused(port) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Runs `setup(i)` for every `i` in `indexes`, each in a thread of its own, and returns
+/// the results in order (a panicking thread gives `Err` naming `what`).
+pub(crate) fn in_parallel<T: Send>(
+    indexes: RangeInclusive<usize>,
+    what: &str,
+    setup: impl Fn(usize) -> Result<T, String> + Sync,
+) -> Vec<Result<T, String>> {
+    thread::scope(|scope| {
+        let handles: Vec<_> = indexes
+            .map(|i| {
+                let setup = &setup;
+                scope.spawn(move || setup(i))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(format!("the {what} setup thread panicked")))
+            })
+            .collect()
+    })
+}
+
+/// How long each step of a cluster start took, for the start's summary line.
+pub(crate) struct Steps {
+    done: Vec<String>,
+    lap: Instant,
+}
+
+impl Steps {
+    /// Starts timing the first step.
+    pub(crate) fn new() -> Steps {
+        Steps {
+            done: Vec::new(),
+            lap: Instant::now(),
+        }
+    }
+
+    /// Ends the current step (named `step`) and starts timing the next.
+    pub(crate) fn mark(&mut self, step: &str) {
+        self.done.push(format!("{step} {:.0?}", self.lap.elapsed()));
+        self.lap = Instant::now();
+    }
+
+    /// `step1 12ms, step2 3ms, ...`.
+    pub(crate) fn summary(&self) -> String {
+        self.done.join(", ")
     }
 }

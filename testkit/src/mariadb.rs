@@ -71,17 +71,19 @@
 //! [`MariaDbCluster::restart`] comes back writable and replicating from nobody (split
 //! brain); [`MariaDbCluster::rejoin_as_replica`] brings it back as a replica instead.
 
-use crate::common::{upsert_by_name, ClusterNode, NodeList};
+use crate::common::{
+    copy_template, database_name, first_field, in_parallel, multi_host_url, upsert_by_name,
+    wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
+};
 use crate::procdir::{
     encode_userinfo, file_len, log_tail_of, mkdir, process_dir, read_from, write_file, ServerUser,
 };
-use crate::process::{connect_refused, describe, lock, pick_port, run};
+use crate::process::{describe, lock, pick_port, run};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -400,12 +402,7 @@ impl MariaDbCluster {
     pub fn start(replicas: usize) -> MariaDbCluster {
         let env = env();
         let t0 = Instant::now();
-        let mut steps: Vec<String> = Vec::new();
-        let mut lap = Instant::now();
-        let mut mark = |step: &str| {
-            steps.push(format!("{step} {:.0?}", lap.elapsed()));
-            lap = Instant::now();
-        };
+        let mut steps = Steps::new();
         let dir = process_dir().new_subdir("m", env.owner());
         // From here on, a panic drops `cluster`, which stops whatever runs.
         let cluster = MariaDbCluster {
@@ -421,26 +418,12 @@ impl MariaDbCluster {
         };
 
         // Every node is a copy of the template; all start in parallel.
-        let results: Vec<Result<u16, String>> = thread::scope(|scope| {
-            let handles: Vec<_> = (0..=replicas)
-                .map(|i| {
-                    let cluster = &cluster;
-                    scope.spawn(move || {
-                        let role = if i == 0 { Role::Source } else { Role::Replica };
-                        let mut node = cluster.new_node(i, role);
-                        cluster.copy_template(&node)?;
-                        cluster.start_node(&mut node, true)?;
-                        Ok(node.port)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("the node setup thread panicked".to_owned()))
-                })
-                .collect()
+        let results = in_parallel(0..=replicas, "node", |i| {
+            let role = if i == 0 { Role::Source } else { Role::Replica };
+            let mut node = cluster.new_node(i, role);
+            copy_template(&env.template, &node.data)?;
+            cluster.start_node(&mut node, true)?;
+            Ok(node.port)
         });
         let mut ports = Vec::new();
         for (i, result) in results.into_iter().enumerate() {
@@ -456,7 +439,7 @@ impl MariaDbCluster {
             state.original_source = source_port;
             state.original_replicas = replica_ports.clone();
         }
-        mark("nodes");
+        steps.mark("nodes");
 
         let setup = [
             format!(
@@ -487,7 +470,7 @@ impl MariaDbCluster {
                 cluster.all_log_tails(20)
             );
         }
-        mark("users");
+        steps.mark("users");
 
         for &port in &replica_ports {
             if let Err(e) = cluster.configure_replica(port, source_port) {
@@ -495,12 +478,12 @@ impl MariaDbCluster {
             }
         }
         cluster.wait_for_replication();
-        mark("replicating");
+        steps.mark("replicating");
         eprintln!(
             "MariaDbCluster::start({replicas}): source {source_port}, replicas \
              {replica_ports:?}, ready in {:.2?} ({})",
             t0.elapsed(),
-            steps.join(", ")
+            steps.summary()
         );
         cluster
     }
@@ -510,27 +493,8 @@ impl MariaDbCluster {
     /// `rejoin_as_replica`, `stop_sql_thread`, `start_sql_thread` and `set_read_only`
     /// panic on it.
     pub fn shared() -> &'static MariaDbCluster {
-        static SHARED: OnceLock<MariaDbCluster> = OnceLock::new();
-        static FAILED: AtomicBool = AtomicBool::new(false);
-        struct FlagOnPanic;
-        impl Drop for FlagOnPanic {
-            fn drop(&mut self) {
-                if thread::panicking() {
-                    FAILED.store(true, Ordering::SeqCst);
-                }
-            }
-        }
-        if let Some(cluster) = SHARED.get() {
-            return cluster;
-        }
-        SHARED.get_or_init(|| {
-            if FAILED.load(Ordering::SeqCst) {
-                panic!(
-                    "MariaDbCluster::shared: the shared cluster failed to start in an earlier \
-                     test (see its failure message); not retrying"
-                );
-            }
-            let _flag = FlagOnPanic;
+        static SHARED: SharedCluster<MariaDbCluster> = SharedCluster::new();
+        SHARED.get_or_start("MariaDbCluster::shared", || {
             let mut cluster = MariaDbCluster::start(2);
             cluster.shared = true;
             cluster
@@ -593,19 +557,13 @@ impl MariaDbCluster {
 
     /// Same as [`url`](Self::url) with database `db`.
     pub fn db_url(&self, db: &str, ports: &[u16], params: &str) -> String {
-        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let params = params.strip_prefix('?').unwrap_or(params);
-        let mut url = format!(
-            "mysql://{}:{}@{}/{db}",
+        let user = format!(
+            "mysql://{}:{}",
             Self::APP_USER,
-            encode_userinfo(Self::APP_PASSWORD),
-            hosts.join(",")
+            encode_userinfo(Self::APP_PASSWORD)
         );
-        if !params.is_empty() {
-            url.push('?');
-            url.push_str(params);
-        }
-        url
+        let hosts = ports.iter().map(|p| format!("127.0.0.1:{p}"));
+        multi_host_url(&user, hosts, db, params)
     }
 
     /// [`url`](Self::url) for the original source followed by the original replicas.
@@ -667,8 +625,7 @@ impl MariaDbCluster {
         let mut client = env().client(port, db);
         client.arg("--execute").arg(sql);
         let out = run(&mut client, COMMAND_TIMEOUT)?;
-        let first_line = out.stdout.lines().next().unwrap_or("");
-        Ok(first_line.split('\t').next().unwrap_or("").to_owned())
+        Ok(first_field(&out.stdout, '\t'))
     }
 
     /// `SHOW SLAVE STATUS` of a node as (column, value) pairs; empty if it has no
@@ -711,16 +668,12 @@ impl MariaDbCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let deadline = Instant::now() + WAIT_TIMEOUT;
-        while !connect_refused(port) {
-            if Instant::now() >= deadline {
-                panic!(
-                    "kill: port {port} of {} still accepts connections {WAIT_TIMEOUT:?} after \
-                     SIGKILL",
-                    node.label()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
+        if !wait_refused(port, WAIT_TIMEOUT) {
+            panic!(
+                "kill: port {port} of {} still accepts connections {WAIT_TIMEOUT:?} after \
+                 SIGKILL",
+                node.label()
+            );
         }
     }
 
@@ -852,7 +805,7 @@ impl MariaDbCluster {
         if let Err(e) = fs::remove_dir_all(&node.data) {
             panic!("rejoin_as_replica: rm -rf {}: {e}", node.data.display());
         }
-        if let Err(e) = self.copy_template(&node) {
+        if let Err(e) = copy_template(&env().template, &node.data) {
             panic!("rejoin_as_replica: {e}");
         }
         let mut node = {
@@ -881,23 +834,7 @@ impl MariaDbCluster {
     /// `app`, and waits until it exists on every running replica. Returns its name
     /// (`prefix` lowercased, non `[a-z0-9_]` replaced by `_`, plus a unique suffix).
     pub fn create_database(&self, prefix: &str) -> String {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let mut base: String = prefix
-            .chars()
-            .map(|c| {
-                let c = c.to_ascii_lowercase();
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(40)
-            .collect();
-        if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
-            base.insert(0, 'd');
-        }
-        let name = format!("{base}_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = database_name(prefix);
         let source = self.current_source_port();
         self.query_one(
             source,
@@ -971,14 +908,6 @@ impl MariaDbCluster {
             read_only: role == Role::Replica,
             running: false,
         }
-    }
-
-    fn copy_template(&self, node: &Node) -> Result<(), String> {
-        let mut cp = Command::new("cp");
-        cp.arg("-a").arg(&env().template).arg(&node.data);
-        run(&mut cp, COMMAND_TIMEOUT)
-            .map(|_| ())
-            .map_err(|e| format!("copying the template data directory failed: {e}"))
     }
 
     fn write_config(&self, node: &Node) {
@@ -1140,8 +1069,7 @@ impl MariaDbCluster {
         let mut client = env().client(port, None);
         client.arg("--execute").arg(sql);
         let out = run(&mut client, COMMAND_TIMEOUT)?;
-        let first_line = out.stdout.lines().next().unwrap_or("");
-        Ok(first_line.split('\t').next().unwrap_or("").to_owned())
+        Ok(first_field(&out.stdout, '\t'))
     }
 
     fn try_slave_status(&self, port: u16) -> Result<Vec<(String, String)>, String> {

@@ -58,18 +58,20 @@
 //! a second, independent primary (split brain, on the old timeline); use
 //! [`PgCluster::rejoin_as_standby`] to bring it back as a standby instead.
 
-use crate::common::{upsert_by_name, ClusterNode, NodeList};
+use crate::common::{
+    copy_template, database_name, first_field, in_parallel, multi_host_url, upsert_by_name,
+    wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
+};
 use crate::netns::{Lan, NetNs};
 use crate::procdir::{
     append_file, encode_userinfo, file_len, find_runuser, log_tail_of, process_dir, read_from,
     ServerUser,
 };
-use crate::process::{connect_refused, lock, pick_port, run};
+use crate::process::{lock, pick_port, run};
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -430,12 +432,7 @@ impl PgCluster {
         }
         let env = env();
         let t0 = Instant::now();
-        let mut steps: Vec<String> = Vec::new();
-        let mut lap = Instant::now();
-        let mut mark = |step: &str| {
-            steps.push(format!("{step} {:.0?}", lap.elapsed()));
-            lap = Instant::now();
-        };
+        let mut steps = Steps::new();
         let dir = env.new_dir("c");
         // From here on, a panic drops `cluster`, which stops whatever runs.
         let mut cluster = PgCluster {
@@ -460,24 +457,22 @@ impl PgCluster {
             for &i in in_netns {
                 lan.add_host(&format!("{cluster_name}-n{i}"), i);
             }
-            mark("netns");
+            steps.mark("netns");
         }
         let cluster = cluster;
 
         // Primary: a copy of the template.
         let mut primary = cluster.new_node(0, Role::Primary);
-        let mut cp = Command::new("cp");
-        cp.arg("-a").arg(&env.template).arg(&primary.data);
-        if let Err(e) = run(&mut cp, COMMAND_TIMEOUT) {
-            panic!("PgCluster::start: copying the template data directory failed: {e}");
+        if let Err(e) = copy_template(&env.template, &primary.data) {
+            panic!("PgCluster::start: {e}");
         }
-        mark("copy");
+        steps.mark("copy");
         if let Err(e) = cluster.start_node(&mut primary, true) {
             panic!("PgCluster::start: starting the primary failed: {e}");
         }
         let primary_port = primary.port;
         lock(&cluster.state).original_primary = primary_port;
-        mark("primary");
+        steps.mark("primary");
 
         let setup = [
             format!(
@@ -501,28 +496,14 @@ impl PgCluster {
                 log_tail_of(&primary.log, 30)
             );
         }
-        mark("role");
+        steps.mark("role");
 
         // Standbys: base backups and starts in parallel.
-        let results: Vec<Result<u16, String>> = thread::scope(|scope| {
-            let handles: Vec<_> = (1..=standbys)
-                .map(|i| {
-                    let cluster = &cluster;
-                    scope.spawn(move || {
-                        let mut node = cluster.new_node(i, Role::Standby);
-                        cluster.base_backup(&node, primary_port)?;
-                        cluster.start_node(&mut node, true)?;
-                        Ok(node.port)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("the standby setup thread panicked".to_owned()))
-                })
-                .collect()
+        let results = in_parallel(1..=standbys, "standby", |i| {
+            let mut node = cluster.new_node(i, Role::Standby);
+            cluster.base_backup(&node, primary_port)?;
+            cluster.start_node(&mut node, true)?;
+            Ok(node.port)
         });
         let mut standby_ports = Vec::new();
         for (i, result) in results.into_iter().enumerate() {
@@ -535,7 +516,7 @@ impl PgCluster {
             }
         }
         lock(&cluster.state).original_standbys = standby_ports.clone();
-        mark("standbys");
+        steps.mark("standbys");
 
         // Wait until every standby streams.
         let deadline = Instant::now() + WAIT_TIMEOUT;
@@ -563,12 +544,12 @@ impl PgCluster {
             }
             thread::sleep(Duration::from_millis(10));
         }
-        mark("streaming");
+        steps.mark("streaming");
         eprintln!(
             "PgCluster::start({standbys}): primary {primary_port}, standbys {standby_ports:?}, \
              in network namespaces: nodes {in_netns:?}, ready in {:.2?} ({})",
             t0.elapsed(),
-            steps.join(", ")
+            steps.summary()
         );
         cluster
     }
@@ -577,27 +558,8 @@ impl PgCluster {
     /// Tests using it must not change its topology: `kill`, `promote`,
     /// `restart` and `rejoin_as_standby` panic on it.
     pub fn shared() -> &'static PgCluster {
-        static SHARED: OnceLock<PgCluster> = OnceLock::new();
-        static FAILED: AtomicBool = AtomicBool::new(false);
-        struct FlagOnPanic;
-        impl Drop for FlagOnPanic {
-            fn drop(&mut self) {
-                if thread::panicking() {
-                    FAILED.store(true, Ordering::SeqCst);
-                }
-            }
-        }
-        if let Some(cluster) = SHARED.get() {
-            return cluster;
-        }
-        SHARED.get_or_init(|| {
-            if FAILED.load(Ordering::SeqCst) {
-                panic!(
-                    "PgCluster::shared: the shared cluster failed to start in an earlier test \
-                     (see its failure message); not retrying"
-                );
-            }
-            let _flag = FlagOnPanic;
+        static SHARED: SharedCluster<PgCluster> = SharedCluster::new();
+        SHARED.get_or_start("PgCluster::shared", || {
             let mut cluster = PgCluster::start(2);
             cluster.shared = true;
             cluster
@@ -642,14 +604,8 @@ impl PgCluster {
 
     /// Same as [`url`](Self::url) with database `db`.
     pub fn db_url(&self, db: &str, ports: &[u16], params: &str) -> String {
-        let hosts: Vec<String> = ports.iter().map(|&p| self.host_port_of(p)).collect();
-        let params = params.strip_prefix('?').unwrap_or(params);
-        let mut url = format!("postgres://{SUPERUSER}@{}/{db}", hosts.join(","));
-        if !params.is_empty() {
-            url.push('?');
-            url.push_str(params);
-        }
-        url
+        let hosts = ports.iter().map(|&p| self.host_port_of(p));
+        multi_host_url(&format!("postgres://{SUPERUSER}"), hosts, db, params)
     }
 
     /// [`url`](Self::url) for the original primary followed by the original standbys.
@@ -722,8 +678,7 @@ impl PgCluster {
         let mut psql = self.harness_psql(port, db);
         psql.arg("-c").arg(sql);
         let out = run(&mut psql, COMMAND_TIMEOUT)?;
-        let first_line = out.stdout.lines().next().unwrap_or("");
-        Ok(first_line.split('\x1f').next().unwrap_or("").to_owned())
+        Ok(first_field(&out.stdout, '\x1f'))
     }
 
     /// Blocks until every running standby has replayed everything committed
@@ -833,16 +788,12 @@ impl PgCluster {
             // the sockets closed; the namespace address may be cut.
             return;
         }
-        let deadline = Instant::now() + WAIT_TIMEOUT;
-        while !connect_refused(port) {
-            if Instant::now() >= deadline {
-                panic!(
-                    "kill: port {port} of {} still accepts connections {WAIT_TIMEOUT:?} after \
-                     pg_ctl stop",
-                    node.label()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
+        if !wait_refused(port, WAIT_TIMEOUT) {
+            panic!(
+                "kill: port {port} of {} still accepts connections {WAIT_TIMEOUT:?} after \
+                 pg_ctl stop",
+                node.label()
+            );
         }
     }
 
@@ -971,23 +922,7 @@ impl PgCluster {
     /// its name (`prefix` lowercased, non `[a-z0-9_]` replaced by `_`, plus
     /// a unique suffix).
     pub fn create_database(&self, prefix: &str) -> String {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let mut base: String = prefix
-            .chars()
-            .map(|c| {
-                let c = c.to_ascii_lowercase();
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(40)
-            .collect();
-        if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
-            base.insert(0, 'd');
-        }
-        let name = format!("{base}_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = database_name(prefix);
         let primary = self.current_primary_port();
         self.query_one(primary, &format!("CREATE DATABASE {}", quote_ident(&name)));
         self.query_one(
