@@ -54,17 +54,55 @@ pub(crate) fn upsert_by_name<N: ClusterNode + Clone>(nodes: &mut Vec<N>, node: &
     }
 }
 
-/// A cluster that keeps its nodes in a list behind a lock; gives it the lookups every
-/// cluster kind needs.
+/// A node of a replicated cluster (PostgreSQL standbys, MariaDB replicas).
+pub(crate) trait ReplicatedNode: ClusterNode {
+    /// Whether the harness believes it runs (started and not killed).
+    fn running(&self) -> bool;
+    /// Whether it is a replica (standby) of the current primary (source).
+    fn is_replica(&self) -> bool;
+}
+
+/// A cluster that keeps its nodes in a list behind a lock; gives it the lookups and checks
+/// every cluster kind needs.
 pub(crate) trait NodeList {
     /// The cluster's node type.
-    type Node: ClusterNode + Clone;
+    type Node: ReplicatedNode + Clone;
+    /// The cluster type's name, for messages (`PgCluster`, ...).
+    const KIND: &'static str;
 
     /// Runs `f` on the node list, under the cluster's lock.
     fn with_nodes<R>(&self, f: impl FnOnce(&mut Vec<Self::Node>) -> R) -> R;
 
-    /// Whether `node` is a running replica (standby) of the current primary (source).
-    fn is_running_replica(node: &Self::Node) -> bool;
+    /// Whether this is the process-wide `shared()` cluster, whose topology must not change.
+    fn is_shared(&self) -> bool;
+
+    /// The first column of the first row `sql` gives on the node on `port`, as the
+    /// harness's client prints it; panics on error.
+    fn harness_query(&self, port: u16, sql: &str) -> String;
+
+    /// Panics if this is the shared cluster: `what` (`kill`, `promote`, ...) would change
+    /// its topology under the other tests.
+    fn forbid_on_shared(&self, what: &str) {
+        if self.is_shared() {
+            panic!(
+                "{what}: {kind}::shared() is used by many tests at once and must keep its \
+                 topology; start an own cluster with {kind}::start(n) instead",
+                kind = Self::KIND
+            );
+        }
+    }
+
+    /// The node on `port` for `what` to change: panics if this is the shared cluster, or
+    /// unless the node's `running()` is `running`.
+    fn node_to_change(&self, port: u16, what: &str, running: bool) -> Self::Node {
+        self.forbid_on_shared(what);
+        let node = self.node(port);
+        match (running, node.running()) {
+            (true, false) => panic!("{what}: node {} is not running", node.label()),
+            (false, true) => panic!("{what}: node {} is already running", node.label()),
+            _ => node,
+        }
+    }
 
     /// A copy of the node on `port`. Panics if no node of this cluster has that port (the
     /// harness never connects anywhere else).
@@ -102,10 +140,20 @@ pub(crate) trait NodeList {
         self.with_nodes(|nodes| {
             nodes
                 .iter()
-                .filter(|n| Self::is_running_replica(n))
+                .filter(|n| n.running() && n.is_replica())
                 .cloned()
                 .collect()
         })
+    }
+
+    /// Panics unless `sql` gives `1` on every running replica; `failure` makes the message
+    /// from the label of the first one where it does not.
+    fn require_on_replicas(&self, sql: &str, failure: impl Fn(String) -> String) {
+        for node in self.running_replicas() {
+            if self.harness_query(node.port(), sql) != "1" {
+                panic!("{}", failure(node.label()));
+            }
+        }
     }
 
     /// [`log_tails`] of every node.

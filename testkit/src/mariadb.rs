@@ -73,7 +73,7 @@
 
 use crate::common::{
     copy_template, database_name, first_field, in_parallel, multi_host_url, upsert_by_name,
-    wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
+    wait_refused, ClusterNode, NodeList, ReplicatedNode, SharedCluster, Steps,
 };
 use crate::procdir::{
     encode_userinfo, file_len, log_tail_of, mkdir, process_dir, read_from, write_file, ServerUser,
@@ -347,6 +347,16 @@ impl ClusterNode for Node {
 
     fn log(&self) -> &Path {
         &self.log
+    }
+}
+
+impl ReplicatedNode for Node {
+    fn running(&self) -> bool {
+        self.running
+    }
+
+    fn is_replica(&self) -> bool {
+        self.role == Role::Replica
     }
 }
 
@@ -652,11 +662,7 @@ impl MariaDbCluster {
 
     /// SIGKILLs a node and waits until its port refuses connections.
     pub fn kill(&self, port: u16) {
-        self.forbid_on_shared("kill");
-        let node = self.node(port);
-        if !node.running {
-            panic!("kill: node {} is not running", node.label());
-        }
+        let node = self.node_to_change(port, "kill", true);
         let child = {
             let mut state = lock(&self.state);
             if let Some(n) = state.nodes.iter_mut().find(|n| n.port == port) {
@@ -741,7 +747,7 @@ impl MariaDbCluster {
             state
                 .nodes
                 .iter()
-                .filter(|n| Self::is_running_replica(n))
+                .filter(|n| n.running() && n.is_replica())
                 .cloned()
                 .collect()
         };
@@ -754,11 +760,7 @@ impl MariaDbCluster {
 
     /// `SET GLOBAL read_only = ON|OFF` on a node (kept across [`restart`](Self::restart)).
     pub fn set_read_only(&self, port: u16, read_only: bool) {
-        self.forbid_on_shared("set_read_only");
-        let node = self.node(port);
-        if !node.running {
-            panic!("set_read_only: node {} is not running", node.label());
-        }
+        self.node_to_change(port, "set_read_only", true);
         let value = if read_only { "ON" } else { "OFF" };
         self.query_one(port, &format!("SET GLOBAL read_only = {value}"));
         self.update(port, |n| n.read_only = read_only);
@@ -768,11 +770,7 @@ impl MariaDbCluster {
     /// then replicates from the current source again; a former source comes back
     /// writable and replicating from nobody (see the module docs).
     pub fn restart(&self, port: u16) {
-        self.forbid_on_shared("restart");
-        let mut node = self.node(port);
-        if node.running {
-            panic!("restart: node {} is already running", node.label());
-        }
+        let mut node = self.node_to_change(port, "restart", false);
         if let Err(e) = self.start_node(&mut node, false) {
             panic!("restart: {e}");
         }
@@ -849,15 +847,9 @@ impl MariaDbCluster {
             "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
             quote_literal(&name)
         );
-        for node in self.running_replicas() {
-            let got = self.query_one(node.port, &check);
-            if got != "1" {
-                panic!(
-                    "create_database: {name} does not exist on replica {} after replication",
-                    node.label()
-                );
-            }
-        }
+        self.require_on_replicas(&check, |label| {
+            format!("create_database: {name} does not exist on replica {label} after replication")
+        });
         name
     }
 
@@ -873,18 +865,9 @@ impl MariaDbCluster {
 
     // --- internals -----------------------------------------------------------
 
-    fn forbid_on_shared(&self, what: &str) {
-        if self.shared {
-            panic!(
-                "{what}: MariaDbCluster::shared() is used by many tests at once and must keep \
-                 its topology; start an own cluster with MariaDbCluster::start(n) instead"
-            );
-        }
-    }
-
     fn require_running_replica(&self, port: u16, what: &str) -> Node {
         let node = self.node(port);
-        if !Self::is_running_replica(&node) {
+        if !(node.running() && node.is_replica()) {
             panic!("{what}: node {} is not a running replica", node.label());
         }
         node
@@ -1199,13 +1182,18 @@ impl MariaDbCluster {
 
 impl NodeList for MariaDbCluster {
     type Node = Node;
+    const KIND: &'static str = "MariaDbCluster";
 
     fn with_nodes<R>(&self, f: impl FnOnce(&mut Vec<Node>) -> R) -> R {
         f(&mut lock(&self.state).nodes)
     }
 
-    fn is_running_replica(node: &Node) -> bool {
-        node.role == Role::Replica && node.running
+    fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    fn harness_query(&self, port: u16, sql: &str) -> String {
+        self.query_one(port, sql)
     }
 }
 

@@ -60,7 +60,7 @@
 
 use crate::common::{
     copy_template, database_name, first_field, in_parallel, multi_host_url, upsert_by_name,
-    wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
+    wait_refused, ClusterNode, NodeList, ReplicatedNode, SharedCluster, Steps,
 };
 use crate::netns::{Lan, NetNs};
 use crate::procdir::{
@@ -370,6 +370,16 @@ impl ClusterNode for Node {
 
     fn log(&self) -> &Path {
         &self.log
+    }
+}
+
+impl ReplicatedNode for Node {
+    fn running(&self) -> bool {
+        self.running
+    }
+
+    fn is_replica(&self) -> bool {
+        self.role == Role::Standby
     }
 }
 
@@ -764,11 +774,7 @@ impl PgCluster {
     /// Kills a node hard (`pg_ctl stop -m immediate`) and waits until its port
     /// refuses connections.
     pub fn kill(&self, port: u16) {
-        self.forbid_on_shared("kill");
-        let node = self.node(port);
-        if !node.running {
-            panic!("kill: node {} is not running", node.label());
-        }
+        let node = self.node_to_change(port, "kill", true);
         let mut stop = env().pg("pg_ctl");
         stop.arg("stop")
             .arg("-D")
@@ -878,11 +884,7 @@ impl PgCluster {
 
     /// Restarts a stopped node with the same data directory and port.
     pub fn restart(&self, port: u16) {
-        self.forbid_on_shared("restart");
-        let mut node = self.node(port);
-        if node.running {
-            panic!("restart: node {} is already running", node.label());
-        }
+        let mut node = self.node_to_change(port, "restart", false);
         if let Err(e) = self.start_node(&mut node, false) {
             panic!("restart: {e}");
         }
@@ -937,15 +939,9 @@ impl PgCluster {
             "SELECT count(*) FROM pg_database WHERE datname = {}",
             quote_literal(&name)
         );
-        for node in self.running_replicas() {
-            let got = self.query_one(node.port, &check);
-            if got != "1" {
-                panic!(
-                    "create_database: {name} does not exist on standby {} after replay",
-                    node.label()
-                );
-            }
-        }
+        self.require_on_replicas(&check, |label| {
+            format!("create_database: {name} does not exist on standby {label} after replay")
+        });
         name
     }
 
@@ -960,15 +956,6 @@ impl PgCluster {
     }
 
     // --- internals -----------------------------------------------------------
-
-    fn forbid_on_shared(&self, what: &str) {
-        if self.shared {
-            panic!(
-                "{what}: PgCluster::shared() is used by many tests at once and must keep its \
-                 topology; start an own cluster with PgCluster::start(n) instead"
-            );
-        }
-    }
 
     /// Creates `n{i}/` (not its data directory).
     fn new_node(&self, i: usize, role: Role) -> Node {
@@ -1112,13 +1099,18 @@ impl PgCluster {
 
 impl NodeList for PgCluster {
     type Node = Node;
+    const KIND: &'static str = "PgCluster";
 
     fn with_nodes<R>(&self, f: impl FnOnce(&mut Vec<Node>) -> R) -> R {
         f(&mut lock(&self.state).nodes)
     }
 
-    fn is_running_replica(node: &Node) -> bool {
-        node.role == Role::Standby && node.running
+    fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    fn harness_query(&self, port: u16, sql: &str) -> String {
+        self.query_one(port, sql)
     }
 }
 
