@@ -71,7 +71,7 @@
 use crate::common::{
     copy_template, first_field, log_tails, multi_host_url, wait_refused, ClusterNode, Steps,
 };
-use crate::pg::{env, quote_literal, Env, APP_PASSWORD, APP_USER, COMMAND_TIMEOUT, SUPERUSER};
+use crate::pg::{app_role_setup, env, quote_literal, Env, APP_USER, COMMAND_TIMEOUT, SUPERUSER};
 use crate::procdir::{encode_userinfo, reap_at_exit, Reap};
 use crate::process::{lock, pick_port, run};
 use std::fs;
@@ -419,15 +419,7 @@ impl AutoFailover {
 
         // The password-authenticated role.
         let primary = ha.primary_port();
-        let setup = [
-            format!(
-                "CREATE ROLE {APP_USER} LOGIN NOSUPERUSER PASSWORD {}",
-                quote_literal(APP_PASSWORD)
-            ),
-            format!("GRANT CREATE ON DATABASE postgres TO {APP_USER}"),
-            format!("GRANT CREATE ON SCHEMA public TO {APP_USER}"),
-        ];
-        for sql in &setup {
+        for sql in &app_role_setup() {
             ha.query_one(primary, sql);
         }
         let secondary = ha

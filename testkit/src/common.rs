@@ -62,6 +62,43 @@ pub(crate) trait ReplicatedNode: ClusterNode {
     fn is_replica(&self) -> bool;
 }
 
+/// Implements [`ClusterNode`] and [`ReplicatedNode`] for a node struct with the fields
+/// `name: String`, `port: u16`, `log: PathBuf`, `role` (a `Debug` enum) and
+/// `running: bool`; `$replica` is the role of a replica. The label is
+/// `<name> (port <port>, <role>)`.
+macro_rules! replicated_node {
+    ($node:ty, $replica:expr) => {
+        impl $crate::common::ClusterNode for $node {
+            fn name(&self) -> &str {
+                &self.name
+            }
+
+            fn port(&self) -> u16 {
+                self.port
+            }
+
+            fn label(&self) -> String {
+                format!("{} (port {}, {:?})", self.name, self.port, self.role)
+            }
+
+            fn log(&self) -> &std::path::Path {
+                &self.log
+            }
+        }
+
+        impl $crate::common::ReplicatedNode for $node {
+            fn running(&self) -> bool {
+                self.running
+            }
+
+            fn is_replica(&self) -> bool {
+                self.role == $replica
+            }
+        }
+    };
+}
+pub(crate) use replicated_node;
+
 /// A cluster that keeps its nodes in a list behind a lock; gives it the lookups and checks
 /// every cluster kind needs.
 pub(crate) trait NodeList {

@@ -72,8 +72,8 @@
 //! brain); [`MariaDbCluster::rejoin_as_replica`] brings it back as a replica instead.
 
 use crate::common::{
-    copy_template, database_name, first_field, in_parallel, multi_host_url, upsert_by_name,
-    wait_refused, ClusterNode, NodeList, ReplicatedNode, SharedCluster, Steps,
+    copy_template, database_name, first_field, in_parallel, multi_host_url, replicated_node,
+    upsert_by_name, wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
 };
 use crate::procdir::{
     encode_userinfo, file_len, log_tail_of, mkdir, process_dir, read_from, write_file, ServerUser,
@@ -332,33 +332,7 @@ pub(crate) struct Node {
     running: bool,
 }
 
-impl ClusterNode for Node {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn port(&self) -> u16 {
-        self.port
-    }
-
-    fn label(&self) -> String {
-        format!("{} (port {}, {:?})", self.name, self.port, self.role)
-    }
-
-    fn log(&self) -> &Path {
-        &self.log
-    }
-}
-
-impl ReplicatedNode for Node {
-    fn running(&self) -> bool {
-        self.running
-    }
-
-    fn is_replica(&self) -> bool {
-        self.role == Role::Replica
-    }
-}
+replicated_node!(Node, Role::Replica);
 
 impl Node {
     fn config(&self) -> PathBuf {
@@ -747,7 +721,7 @@ impl MariaDbCluster {
             state
                 .nodes
                 .iter()
-                .filter(|n| n.running() && n.is_replica())
+                .filter(|n| n.role == Role::Replica && n.running)
                 .cloned()
                 .collect()
         };
@@ -867,7 +841,7 @@ impl MariaDbCluster {
 
     fn require_running_replica(&self, port: u16, what: &str) -> Node {
         let node = self.node(port);
-        if !(node.running() && node.is_replica()) {
+        if node.role != Role::Replica || !node.running {
             panic!("{what}: node {} is not a running replica", node.label());
         }
         node

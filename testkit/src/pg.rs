@@ -59,8 +59,8 @@
 //! [`PgCluster::rejoin_as_standby`] to bring it back as a standby instead.
 
 use crate::common::{
-    copy_template, database_name, first_field, in_parallel, multi_host_url, upsert_by_name,
-    wait_refused, ClusterNode, NodeList, ReplicatedNode, SharedCluster, Steps,
+    copy_template, database_name, first_field, in_parallel, multi_host_url, replicated_node,
+    upsert_by_name, wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
 };
 use crate::netns::{Lan, NetNs};
 use crate::procdir::{
@@ -355,33 +355,7 @@ pub(crate) struct Node {
     netns: Option<usize>,
 }
 
-impl ClusterNode for Node {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn port(&self) -> u16 {
-        self.port
-    }
-
-    fn label(&self) -> String {
-        format!("{} (port {}, {:?})", self.name, self.port, self.role)
-    }
-
-    fn log(&self) -> &Path {
-        &self.log
-    }
-}
-
-impl ReplicatedNode for Node {
-    fn running(&self) -> bool {
-        self.running
-    }
-
-    fn is_replica(&self) -> bool {
-        self.role == Role::Standby
-    }
-}
+replicated_node!(Node, Role::Standby);
 
 struct State {
     nodes: Vec<Node>,
@@ -405,6 +379,19 @@ pub(crate) fn quote_literal(s: &str) -> String {
 
 pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Creates role [`APP_USER`] (password [`APP_PASSWORD`], not a superuser) with CREATE on
+/// database `postgres` and on its schema `public`.
+pub(crate) fn app_role_setup() -> [String; 3] {
+    [
+        format!(
+            "CREATE ROLE {APP_USER} LOGIN NOSUPERUSER PASSWORD {}",
+            quote_literal(APP_PASSWORD)
+        ),
+        format!("GRANT CREATE ON DATABASE postgres TO {APP_USER}"),
+        format!("GRANT CREATE ON SCHEMA public TO {APP_USER}"),
+    ]
 }
 
 fn parse_lsn(s: &str) -> Option<u64> {
@@ -484,16 +471,11 @@ impl PgCluster {
         lock(&cluster.state).original_primary = primary_port;
         steps.mark("primary");
 
-        let setup = [
-            format!(
-                "CREATE ROLE {APP_USER} LOGIN NOSUPERUSER PASSWORD {}",
-                quote_literal(APP_PASSWORD)
-            ),
-            format!("GRANT CREATE ON DATABASE postgres TO {APP_USER}"),
-            format!("GRANT CREATE ON SCHEMA public TO {APP_USER}"),
+        let mut setup = app_role_setup().to_vec();
+        setup.extend([
             "\\c template1".to_owned(),
             format!("GRANT CREATE ON SCHEMA public TO {APP_USER}"),
-        ];
+        ]);
         let mut psql = cluster.harness_psql(primary_port, "postgres");
         for sql in &setup {
             psql.arg("-c").arg(sql);
