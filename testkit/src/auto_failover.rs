@@ -859,12 +859,7 @@ impl Drop for AutoFailover {
             if !node.data.join("postmaster.pid").exists() {
                 continue;
             }
-            let mut stop = env().pg("pg_ctl");
-            stop.arg("stop")
-                .arg("-D")
-                .arg(&node.data)
-                .args(["-m", "immediate", "-w", "-t", "30"]);
-            if let Err(e) = run(&mut stop, COMMAND_TIMEOUT) {
+            if let Err(e) = env().stop_immediate(&node.data) {
                 // A SIGKILLed server leaves its postmaster.pid behind.
                 if postmaster_pid(&node.data).is_some_and(|pid| {
                     fs::read_to_string(format!("/proc/{pid}/comm"))

@@ -314,28 +314,47 @@ pub(crate) fn wait_refused(port: u16, timeout: Duration) -> bool {
     true
 }
 
-/// Runs `setup(i)` for every `i` in `indexes`, each in a thread of its own, and returns
-/// the results in order (a panicking thread gives `Err` naming `what`).
+/// Runs `setup(i)` for every node index `i` in `indexes`, each in a thread of its own, and
+/// returns the results in order. When all are done, panics with `<what> n<i> failed: <error>`
+/// for the first that failed (`what`: `PgCluster::start: setting up standby`, ...).
 pub(crate) fn in_parallel<T: Send>(
     indexes: RangeInclusive<usize>,
     what: &str,
     setup: impl Fn(usize) -> Result<T, String> + Sync,
-) -> Vec<Result<T, String>> {
-    thread::scope(|scope| {
+) -> Vec<T> {
+    let results: Vec<(usize, Result<T, String>)> = thread::scope(|scope| {
         let handles: Vec<_> = indexes
             .map(|i| {
                 let setup = &setup;
-                scope.spawn(move || setup(i))
+                (i, scope.spawn(move || setup(i)))
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(format!("the {what} setup thread panicked")))
+            .map(|(i, h)| {
+                let result = h
+                    .join()
+                    .unwrap_or_else(|_| Err("the setup thread panicked".to_owned()));
+                (i, result)
             })
             .collect()
-    })
+    });
+    results
+        .into_iter()
+        .map(|(i, result)| result.unwrap_or_else(|e| panic!("{what} n{i} failed: {e}")))
+        .collect()
+}
+
+/// The error of a server start that failed: `failure`, then the part of the node's log
+/// this start wrote.
+pub(crate) fn start_failure(node: &impl ClusterNode, failure: &str, log: &str) -> String {
+    format!(
+        "starting {} on port {} failed: {failure}\n--- {} (this start) ---\n{}",
+        node.name(),
+        node.port(),
+        node.log().display(),
+        log.trim_end()
+    )
 }
 
 /// How long each step of a cluster start took, for the start's summary line.

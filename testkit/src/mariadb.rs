@@ -73,7 +73,7 @@
 
 use crate::common::{
     copy_template, database_name, first_field, in_parallel, multi_host_url, replicated_node,
-    upsert_by_name, wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
+    start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
 };
 use crate::procdir::{
     encode_userinfo, file_len, log_tail_of, mkdir, process_dir, read_from, write_file, ServerUser,
@@ -402,20 +402,14 @@ impl MariaDbCluster {
         };
 
         // Every node is a copy of the template; all start in parallel.
-        let results = in_parallel(0..=replicas, "node", |i| {
+        let what = "MariaDbCluster::start: setting up node";
+        let ports = in_parallel(0..=replicas, what, |i| {
             let role = if i == 0 { Role::Source } else { Role::Replica };
             let mut node = cluster.new_node(i, role);
             copy_template(&env.template, &node.data)?;
             cluster.start_node(&mut node, true)?;
             Ok(node.port)
         });
-        let mut ports = Vec::new();
-        for (i, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(port) => ports.push(port),
-                Err(e) => panic!("MariaDbCluster::start: setting up node n{i} failed: {e}"),
-            }
-        }
         let source_port = ports[0];
         let replica_ports = ports[1..].to_vec();
         {
@@ -1009,13 +1003,7 @@ impl MariaDbCluster {
             if new_port && attempt < PORT_ATTEMPTS && log.contains("Address already in use") {
                 continue;
             }
-            return Err(format!(
-                "starting {} on port {} failed: {failure}\n--- {} (this start) ---\n{}",
-                node.name,
-                node.port,
-                node.log.display(),
-                log.trim_end()
-            ));
+            return Err(start_failure(node, &failure, &log));
         }
         unreachable!("the last attempt returns")
     }

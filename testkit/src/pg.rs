@@ -60,7 +60,7 @@
 
 use crate::common::{
     copy_template, database_name, first_field, in_parallel, multi_host_url, replicated_node,
-    upsert_by_name, wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
+    start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
 };
 use crate::netns::{Lan, NetNs};
 use crate::procdir::{
@@ -170,6 +170,16 @@ impl Env {
         clean_env(&mut cmd);
         cmd.current_dir(&self.root);
         cmd
+    }
+
+    /// `pg_ctl stop -m immediate -w` (SIGQUIT to the postmaster) for the server of `data`.
+    pub(crate) fn stop_immediate(&self, data: &Path) -> Result<(), String> {
+        let mut stop = self.pg("pg_ctl");
+        stop.arg("stop")
+            .arg("-D")
+            .arg(data)
+            .args(["-m", "immediate", "-w", "-t", "30"]);
+        run(&mut stop, COMMAND_TIMEOUT).map(|_| ())
     }
 
     /// `psql` for one node on 127.0.0.1.
@@ -491,22 +501,13 @@ impl PgCluster {
         steps.mark("role");
 
         // Standbys: base backups and starts in parallel.
-        let results = in_parallel(1..=standbys, "standby", |i| {
+        let what = "PgCluster::start: setting up standby";
+        let standby_ports = in_parallel(1..=standbys, what, |i| {
             let mut node = cluster.new_node(i, Role::Standby);
             cluster.base_backup(&node, primary_port)?;
             cluster.start_node(&mut node, true)?;
             Ok(node.port)
         });
-        let mut standby_ports = Vec::new();
-        for (i, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(port) => standby_ports.push(port),
-                Err(e) => panic!(
-                    "PgCluster::start: setting up standby n{} failed: {e}",
-                    i + 1
-                ),
-            }
-        }
         lock(&cluster.state).original_standbys = standby_ports.clone();
         steps.mark("standbys");
 
@@ -757,12 +758,7 @@ impl PgCluster {
     /// refuses connections.
     pub fn kill(&self, port: u16) {
         let node = self.node_to_change(port, "kill", true);
-        let mut stop = env().pg("pg_ctl");
-        stop.arg("stop")
-            .arg("-D")
-            .arg(&node.data)
-            .args(["-m", "immediate", "-w", "-t", "30"]);
-        if let Err(e) = run(&mut stop, COMMAND_TIMEOUT) {
+        if let Err(e) = env().stop_immediate(&node.data) {
             panic!(
                 "kill: stopping {} failed: {e}\n--- {} ---\n{}",
                 node.label(),
@@ -1065,13 +1061,7 @@ impl PgCluster {
                     {
                         continue;
                     }
-                    return Err(format!(
-                        "starting {} on port {} failed: {e}\n--- {} (this start) ---\n{}",
-                        node.name,
-                        node.port,
-                        node.log.display(),
-                        log.trim_end()
-                    ));
+                    return Err(start_failure(node, &e, &log));
                 }
             }
         }
@@ -1107,12 +1097,7 @@ impl Drop for PgCluster {
             if !data.join("postmaster.pid").exists() {
                 continue;
             }
-            let mut stop = env().pg("pg_ctl");
-            stop.arg("stop")
-                .arg("-D")
-                .arg(&data)
-                .args(["-m", "immediate", "-w", "-t", "30"]);
-            if let Err(e) = run(&mut stop, COMMAND_TIMEOUT) {
+            if let Err(e) = env().stop_immediate(&data) {
                 all_stopped = false;
                 eprintln!(
                     "PgCluster::drop: stopping {} failed (the reaper will retry at exit): {e}",
