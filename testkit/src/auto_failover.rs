@@ -69,7 +69,8 @@
 //!   memory left by SIGKILLed postmasters is removed on drop.
 
 use crate::common::{
-    copy_template, first_field, log_tails, multi_host_url, wait_refused, ClusterNode, Steps,
+    copy_template, first_field, log_tails, multi_host_url, remove_dir_at_drop, wait_refused,
+    ClusterNode, Steps,
 };
 use crate::pg::{app_role_setup, env, quote_literal, Env, APP_USER, COMMAND_TIMEOUT, SUPERUSER};
 use crate::procdir::{encode_userinfo, reap_at_exit, Reap};
@@ -877,11 +878,6 @@ impl Drop for AutoFailover {
         if !all_stopped {
             return;
         }
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "AutoFailover::drop: removing {} failed (the reaper will retry at exit): {e}",
-                self.dir.display()
-            );
-        }
+        remove_dir_at_drop("AutoFailover::drop", &self.dir);
     }
 }

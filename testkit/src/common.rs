@@ -5,6 +5,7 @@
 
 use crate::procdir::log_tail_of;
 use crate::process::{connect_refused, run};
+use std::fs;
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::process::Command;
@@ -343,6 +344,17 @@ pub(crate) fn in_parallel<T: Send>(
         .into_iter()
         .map(|(i, result)| result.unwrap_or_else(|e| panic!("{what} n{i} failed: {e}")))
         .collect()
+}
+
+/// Removes a cluster's directory when it is dropped; on failure only says so (`what`:
+/// `PgCluster::drop`, ...): the reaper removes it when the process exits.
+pub(crate) fn remove_dir_at_drop(what: &str, dir: &Path) {
+    if let Err(e) = fs::remove_dir_all(dir) {
+        eprintln!(
+            "{what}: removing {} failed (the reaper will retry at exit): {e}",
+            dir.display()
+        );
+    }
 }
 
 /// The error of a server start that failed: `failure`, then the part of the node's log

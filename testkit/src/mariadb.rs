@@ -72,8 +72,9 @@
 //! brain); [`MariaDbCluster::rejoin_as_replica`] brings it back as a replica instead.
 
 use crate::common::{
-    copy_template, database_name, first_field, in_parallel, multi_host_url, replicated_node,
-    start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
+    copy_template, database_name, first_field, in_parallel, multi_host_url, remove_dir_at_drop,
+    replicated_node, start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList,
+    SharedCluster, Steps,
 };
 use crate::procdir::{
     encode_userinfo, file_len, log_tail_of, mkdir, process_dir, read_from, write_file, ServerUser,
@@ -1172,12 +1173,7 @@ impl Drop for MariaDbCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "MariaDbCluster::drop: removing {} failed (the reaper will retry at exit): {e}",
-                self.dir.display()
-            );
-        }
+        remove_dir_at_drop("MariaDbCluster::drop", &self.dir);
     }
 }
 

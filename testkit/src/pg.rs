@@ -59,8 +59,9 @@
 //! [`PgCluster::rejoin_as_standby`] to bring it back as a standby instead.
 
 use crate::common::{
-    copy_template, database_name, first_field, in_parallel, multi_host_url, replicated_node,
-    start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList, SharedCluster, Steps,
+    copy_template, database_name, first_field, in_parallel, multi_host_url, remove_dir_at_drop,
+    replicated_node, start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList,
+    SharedCluster, Steps,
 };
 use crate::netns::{Lan, NetNs};
 use crate::procdir::{
@@ -1110,11 +1111,6 @@ impl Drop for PgCluster {
         if !all_stopped {
             return;
         }
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "PgCluster::drop: removing {} failed (the reaper will retry at exit): {e}",
-                self.dir.display()
-            );
-        }
+        remove_dir_at_drop("PgCluster::drop", &self.dir);
     }
 }
