@@ -68,9 +68,13 @@
 //!   `pg_ctl stop -m immediate` sends) and removes the directory. SysV shared
 //!   memory left by SIGKILLed postmasters is removed on drop.
 
-use crate::pg::{env, quote_literal, Env, APP_PASSWORD, APP_USER, COMMAND_TIMEOUT, SUPERUSER};
-use crate::procdir::{encode_userinfo, log_tail_of, reap_at_exit, Reap};
-use crate::process::{connect_refused, lock, pick_port, run};
+use crate::common::{
+    copy_template, first_field, log_tails, multi_host_url, remove_dir_at_drop, wait_refused,
+    ClusterNode, Steps,
+};
+use crate::pg::{app_role_setup, env, quote_literal, Env, APP_USER, COMMAND_TIMEOUT, SUPERUSER};
+use crate::procdir::{encode_userinfo, reap_at_exit, Reap};
+use crate::process::{lock, pick_port, run};
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -269,6 +273,24 @@ fn remove_orphan_shm(pids: &[u32]) {
     }
 }
 
+impl ClusterNode for AfNode {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn label(&self) -> String {
+        format!("{} (port {})", self.name, self.port)
+    }
+
+    fn log(&self) -> &Path {
+        &self.log
+    }
+}
+
 impl AfNode {
     fn new(dir: &Path, sub: &str, name: &'static str) -> AfNode {
         let env = env();
@@ -287,10 +309,6 @@ impl AfNode {
             port: pick_port(),
             run: Mutex::new(None),
         }
-    }
-
-    fn label(&self) -> String {
-        format!("{} (port {})", self.name, self.port)
     }
 
     /// The process group of its `pg_autoctl run`, if running.
@@ -343,12 +361,7 @@ impl AutoFailover {
             pg_autoctl,
             killed_postmasters: Mutex::new(Vec::new()),
         };
-        let mut steps = Vec::new();
-        let mut lap = Instant::now();
-        let mut mark = |step: &str| {
-            steps.push(format!("{step} {:.0?}", lap.elapsed()));
-            lap = Instant::now();
-        };
+        let mut steps = Steps::new();
 
         // Monitor.
         ha.copy_template(&ha.monitor, &format!("{SERVER_SETTINGS}{MONITOR_SETTINGS}"));
@@ -366,13 +379,13 @@ impl AutoFailover {
                 "--no-ssl",
             ],
         );
-        mark("mon-create");
+        steps.mark("mon-create");
         ha.autoctl_ok(
             &ha.monitor,
             "configuring the monitor",
             &["config", "set", "postgresql.listen_addresses", "127.0.0.1"],
         );
-        mark("mon-config");
+        steps.mark("mon-config");
         ha.spawn_run(&ha.monitor);
         ha.wait_until("the monitor accepts node registrations", |ha| {
             ha.try_query(
@@ -382,13 +395,13 @@ impl AutoFailover {
             )
             .map(|_| true)
         });
-        mark("monitor");
+        steps.mark("monitor");
 
         // node1: a copy of the template, becomes `single`.
         let [node1, node2] = &ha.nodes;
         ha.copy_template(node1, SERVER_SETTINGS);
         ha.create_data_node(node1);
-        mark("node1-create");
+        steps.mark("node1-create");
         ha.spawn_run(node1);
         ha.wait_until("node1 is registered and single", |ha| {
             Ok(ha
@@ -396,26 +409,18 @@ impl AutoFailover {
                 .iter()
                 .any(|s| s.name == "node1" && s.is_serving_primary()))
         });
-        mark("node1");
+        steps.mark("node1");
 
         // node2: base backup of node1, taken by pg_autoctl.
         ha.create_data_node(node2);
-        mark("node2-create");
+        steps.mark("node2-create");
         ha.spawn_run(node2);
         ha.wait_healthy();
-        mark("node2");
+        steps.mark("node2");
 
         // The password-authenticated role.
         let primary = ha.primary_port();
-        let setup = [
-            format!(
-                "CREATE ROLE {APP_USER} LOGIN NOSUPERUSER PASSWORD {}",
-                quote_literal(APP_PASSWORD)
-            ),
-            format!("GRANT CREATE ON DATABASE postgres TO {APP_USER}"),
-            format!("GRANT CREATE ON SCHEMA public TO {APP_USER}"),
-        ];
-        for sql in &setup {
+        for sql in &app_role_setup() {
             ha.query_one(primary, sql);
         }
         let secondary = ha
@@ -429,14 +434,14 @@ impl AutoFailover {
             )
             .map(|n| n == "1")
         });
-        mark("role");
+        steps.mark("role");
         eprintln!(
             "AutoFailover::start: monitor {}, node1 {}, node2 {}, healthy in {:.2?} ({})",
             ha.monitor.port,
             ha.nodes[0].port,
             ha.nodes[1].port,
             t0.elapsed(),
-            steps.join(", ")
+            steps.summary()
         );
         ha
     }
@@ -540,16 +545,12 @@ impl AutoFailover {
             lock(&self.killed_postmasters).push(pid);
         }
         node.kill_group(true);
-        let deadline = Instant::now() + HA_TIMEOUT;
-        while !connect_refused(port) {
-            if Instant::now() >= deadline {
-                panic!(
-                    "AutoFailover::kill_primary: port {port} still accepts connections after \
-                     SIGKILL of {}",
-                    node.label()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
+        if !wait_refused(port, HA_TIMEOUT) {
+            panic!(
+                "AutoFailover::kill_primary: port {port} still accepts connections after \
+                 SIGKILL of {}",
+                node.label()
+            );
         }
         port
     }
@@ -582,14 +583,13 @@ impl AutoFailover {
 
     /// `postgres://postgres@127.0.0.1:p1,127.0.0.1:p2/postgres[?params]`.
     pub fn url(&self, ports: &[u16], params: &str) -> String {
-        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let params = params.strip_prefix('?').unwrap_or(params);
-        let mut url = format!("postgres://{SUPERUSER}@{}/postgres", hosts.join(","));
-        if !params.is_empty() {
-            url.push('?');
-            url.push_str(params);
-        }
-        url
+        let hosts = ports.iter().map(|p| format!("127.0.0.1:{p}"));
+        multi_host_url(
+            &format!("postgres://{SUPERUSER}"),
+            hosts,
+            "postgres",
+            params,
+        )
     }
 
     /// [`url`](Self::url) for both data nodes, `node1` first.
@@ -633,16 +633,7 @@ impl AutoFailover {
 
     /// The last `lines` lines of every node's log, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
-        let mut out = String::new();
-        for node in [&self.monitor, &self.nodes[0], &self.nodes[1]] {
-            out.push_str(&format!(
-                "--- {} {} ---\n{}\n",
-                node.label(),
-                node.log.display(),
-                log_tail_of(&node.log, lines)
-            ));
-        }
-        out
+        log_tails([&self.monitor, &self.nodes[0], &self.nodes[1]], lines)
     }
 
     // --- internals -----------------------------------------------------------
@@ -664,8 +655,7 @@ impl AutoFailover {
         let mut psql = env().psql(port, db);
         psql.env("PGCONNECT_TIMEOUT", "3").arg("-c").arg(sql);
         let out = run(&mut psql, COMMAND_TIMEOUT)?;
-        let first_line = out.stdout.lines().next().unwrap_or("");
-        Ok(first_line.split('\x1f').next().unwrap_or("").to_owned())
+        Ok(first_field(&out.stdout, '\x1f'))
     }
 
     fn state_now(&self) -> Result<Vec<AfNodeState>, String> {
@@ -756,10 +746,8 @@ impl AutoFailover {
     /// Copies the template data directory to the node and configures it.
     fn copy_template(&self, node: &AfNode, settings: &str) {
         let env = env();
-        let mut cp = Command::new("cp");
-        cp.arg("-a").arg(&env.template).arg(&node.data);
-        if let Err(e) = run(&mut cp, COMMAND_TIMEOUT) {
-            panic!("AutoFailover: copying the template data directory failed: {e}");
+        if let Err(e) = copy_template(&env.template, &node.data) {
+            panic!("AutoFailover: {e}");
         }
         // The template includes node.conf; pg_autoctl passes -p and -h on
         // postgres's command line, which win over it.
@@ -872,12 +860,7 @@ impl Drop for AutoFailover {
             if !node.data.join("postmaster.pid").exists() {
                 continue;
             }
-            let mut stop = env().pg("pg_ctl");
-            stop.arg("stop")
-                .arg("-D")
-                .arg(&node.data)
-                .args(["-m", "immediate", "-w", "-t", "30"]);
-            if let Err(e) = run(&mut stop, COMMAND_TIMEOUT) {
+            if let Err(e) = env().stop_immediate(&node.data) {
                 // A SIGKILLed server leaves its postmaster.pid behind.
                 if postmaster_pid(&node.data).is_some_and(|pid| {
                     fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -895,11 +878,6 @@ impl Drop for AutoFailover {
         if !all_stopped {
             return;
         }
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "AutoFailover::drop: removing {} failed (the reaper will retry at exit): {e}",
-                self.dir.display()
-            );
-        }
+        remove_dir_at_drop("AutoFailover::drop", &self.dir);
     }
 }

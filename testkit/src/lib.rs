@@ -37,6 +37,7 @@
 //! ```
 
 mod auto_failover;
+mod common;
 mod mariadb;
 mod netns;
 mod pg;

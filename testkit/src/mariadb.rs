@@ -71,16 +71,20 @@
 //! [`MariaDbCluster::restart`] comes back writable and replicating from nobody (split
 //! brain); [`MariaDbCluster::rejoin_as_replica`] brings it back as a replica instead.
 
+use crate::common::{
+    copy_template, database_name, first_field, in_parallel, multi_host_url, remove_dir_at_drop,
+    replicated_node, start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList,
+    SharedCluster, Steps,
+};
 use crate::procdir::{
     encode_userinfo, file_len, log_tail_of, mkdir, process_dir, read_from, write_file, ServerUser,
 };
-use crate::process::{connect_refused, describe, lock, pick_port, run};
+use crate::process::{describe, lock, pick_port, run};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -314,8 +318,9 @@ enum Role {
     FormerSource,
 }
 
+/// One server of the cluster, as the harness last left it.
 #[derive(Clone, Debug)]
-struct Node {
+pub(crate) struct Node {
     /// `n0`, `n1`, ...
     name: String,
     port: u16,
@@ -328,11 +333,9 @@ struct Node {
     running: bool,
 }
 
-impl Node {
-    fn label(&self) -> String {
-        format!("{} (port {}, {:?})", self.name, self.port, self.role)
-    }
+replicated_node!(Node, Role::Replica);
 
+impl Node {
     fn config(&self) -> PathBuf {
         self.dir.join("my.cnf")
     }
@@ -384,12 +387,7 @@ impl MariaDbCluster {
     pub fn start(replicas: usize) -> MariaDbCluster {
         let env = env();
         let t0 = Instant::now();
-        let mut steps: Vec<String> = Vec::new();
-        let mut lap = Instant::now();
-        let mut mark = |step: &str| {
-            steps.push(format!("{step} {:.0?}", lap.elapsed()));
-            lap = Instant::now();
-        };
+        let mut steps = Steps::new();
         let dir = process_dir().new_subdir("m", env.owner());
         // From here on, a panic drops `cluster`, which stops whatever runs.
         let cluster = MariaDbCluster {
@@ -405,34 +403,14 @@ impl MariaDbCluster {
         };
 
         // Every node is a copy of the template; all start in parallel.
-        let results: Vec<Result<u16, String>> = thread::scope(|scope| {
-            let handles: Vec<_> = (0..=replicas)
-                .map(|i| {
-                    let cluster = &cluster;
-                    scope.spawn(move || {
-                        let role = if i == 0 { Role::Source } else { Role::Replica };
-                        let mut node = cluster.new_node(i, role);
-                        cluster.copy_template(&node)?;
-                        cluster.start_node(&mut node, true)?;
-                        Ok(node.port)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("the node setup thread panicked".to_owned()))
-                })
-                .collect()
+        let what = "MariaDbCluster::start: setting up node";
+        let ports = in_parallel(0..=replicas, what, |i| {
+            let role = if i == 0 { Role::Source } else { Role::Replica };
+            let mut node = cluster.new_node(i, role);
+            copy_template(&env.template, &node.data)?;
+            cluster.start_node(&mut node, true)?;
+            Ok(node.port)
         });
-        let mut ports = Vec::new();
-        for (i, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(port) => ports.push(port),
-                Err(e) => panic!("MariaDbCluster::start: setting up node n{i} failed: {e}"),
-            }
-        }
         let source_port = ports[0];
         let replica_ports = ports[1..].to_vec();
         {
@@ -440,7 +418,7 @@ impl MariaDbCluster {
             state.original_source = source_port;
             state.original_replicas = replica_ports.clone();
         }
-        mark("nodes");
+        steps.mark("nodes");
 
         let setup = [
             format!(
@@ -471,7 +449,7 @@ impl MariaDbCluster {
                 cluster.all_log_tails(20)
             );
         }
-        mark("users");
+        steps.mark("users");
 
         for &port in &replica_ports {
             if let Err(e) = cluster.configure_replica(port, source_port) {
@@ -479,12 +457,12 @@ impl MariaDbCluster {
             }
         }
         cluster.wait_for_replication();
-        mark("replicating");
+        steps.mark("replicating");
         eprintln!(
             "MariaDbCluster::start({replicas}): source {source_port}, replicas \
              {replica_ports:?}, ready in {:.2?} ({})",
             t0.elapsed(),
-            steps.join(", ")
+            steps.summary()
         );
         cluster
     }
@@ -494,27 +472,8 @@ impl MariaDbCluster {
     /// `rejoin_as_replica`, `stop_sql_thread`, `start_sql_thread` and `set_read_only`
     /// panic on it.
     pub fn shared() -> &'static MariaDbCluster {
-        static SHARED: OnceLock<MariaDbCluster> = OnceLock::new();
-        static FAILED: AtomicBool = AtomicBool::new(false);
-        struct FlagOnPanic;
-        impl Drop for FlagOnPanic {
-            fn drop(&mut self) {
-                if thread::panicking() {
-                    FAILED.store(true, Ordering::SeqCst);
-                }
-            }
-        }
-        if let Some(cluster) = SHARED.get() {
-            return cluster;
-        }
-        SHARED.get_or_init(|| {
-            if FAILED.load(Ordering::SeqCst) {
-                panic!(
-                    "MariaDbCluster::shared: the shared cluster failed to start in an earlier \
-                     test (see its failure message); not retrying"
-                );
-            }
-            let _flag = FlagOnPanic;
+        static SHARED: SharedCluster<MariaDbCluster> = SharedCluster::new();
+        SHARED.get_or_start("MariaDbCluster::shared", || {
             let mut cluster = MariaDbCluster::start(2);
             cluster.shared = true;
             cluster
@@ -577,19 +536,13 @@ impl MariaDbCluster {
 
     /// Same as [`url`](Self::url) with database `db`.
     pub fn db_url(&self, db: &str, ports: &[u16], params: &str) -> String {
-        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let params = params.strip_prefix('?').unwrap_or(params);
-        let mut url = format!(
-            "mysql://{}:{}@{}/{db}",
+        let user = format!(
+            "mysql://{}:{}",
             Self::APP_USER,
-            encode_userinfo(Self::APP_PASSWORD),
-            hosts.join(",")
+            encode_userinfo(Self::APP_PASSWORD)
         );
-        if !params.is_empty() {
-            url.push('?');
-            url.push_str(params);
-        }
-        url
+        let hosts = ports.iter().map(|p| format!("127.0.0.1:{p}"));
+        multi_host_url(&user, hosts, db, params)
     }
 
     /// [`url`](Self::url) for the original source followed by the original replicas.
@@ -651,8 +604,7 @@ impl MariaDbCluster {
         let mut client = env().client(port, db);
         client.arg("--execute").arg(sql);
         let out = run(&mut client, COMMAND_TIMEOUT)?;
-        let first_line = out.stdout.lines().next().unwrap_or("");
-        Ok(first_line.split('\t').next().unwrap_or("").to_owned())
+        Ok(first_field(&out.stdout, '\t'))
     }
 
     /// `SHOW SLAVE STATUS` of a node as (column, value) pairs; empty if it has no
@@ -667,34 +619,19 @@ impl MariaDbCluster {
     /// the source before the call is applied on every replica). Panics after 30 s naming
     /// the lagging replica, with its replication status and log.
     pub fn wait_for_replication(&self) {
-        let replicas: Vec<u16> = lock(&self.state)
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Replica && n.running)
-            .map(|n| n.port)
-            .collect();
+        let replicas: Vec<u16> = self.running_replicas().iter().map(|n| n.port).collect();
         self.wait_for(&replicas, "wait_for_replication");
     }
 
     /// [`wait_for_replication`](Self::wait_for_replication) for one replica only.
     pub fn wait_for_replica(&self, port: u16) {
-        let node = self.node(port);
-        if node.role != Role::Replica || !node.running {
-            panic!(
-                "wait_for_replica: node {} is not a running replica",
-                node.label()
-            );
-        }
+        self.require_running_replica(port, "wait_for_replica");
         self.wait_for(&[port], "wait_for_replica");
     }
 
     /// SIGKILLs a node and waits until its port refuses connections.
     pub fn kill(&self, port: u16) {
-        self.forbid_on_shared("kill");
-        let node = self.node(port);
-        if !node.running {
-            panic!("kill: node {} is not running", node.label());
-        }
+        let node = self.node_to_change(port, "kill", true);
         let child = {
             let mut state = lock(&self.state);
             if let Some(n) = state.nodes.iter_mut().find(|n| n.port == port) {
@@ -706,16 +643,12 @@ impl MariaDbCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let deadline = Instant::now() + WAIT_TIMEOUT;
-        while !connect_refused(port) {
-            if Instant::now() >= deadline {
-                panic!(
-                    "kill: port {port} of {} still accepts connections {WAIT_TIMEOUT:?} after \
-                     SIGKILL",
-                    node.label()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
+        if !wait_refused(port, WAIT_TIMEOUT) {
+            panic!(
+                "kill: port {port} of {} still accepts connections {WAIT_TIMEOUT:?} after \
+                 SIGKILL",
+                node.label()
+            );
         }
     }
 
@@ -796,11 +729,7 @@ impl MariaDbCluster {
 
     /// `SET GLOBAL read_only = ON|OFF` on a node (kept across [`restart`](Self::restart)).
     pub fn set_read_only(&self, port: u16, read_only: bool) {
-        self.forbid_on_shared("set_read_only");
-        let node = self.node(port);
-        if !node.running {
-            panic!("set_read_only: node {} is not running", node.label());
-        }
+        self.node_to_change(port, "set_read_only", true);
         let value = if read_only { "ON" } else { "OFF" };
         self.query_one(port, &format!("SET GLOBAL read_only = {value}"));
         self.update(port, |n| n.read_only = read_only);
@@ -810,11 +739,7 @@ impl MariaDbCluster {
     /// then replicates from the current source again; a former source comes back
     /// writable and replicating from nobody (see the module docs).
     pub fn restart(&self, port: u16) {
-        self.forbid_on_shared("restart");
-        let mut node = self.node(port);
-        if node.running {
-            panic!("restart: node {} is already running", node.label());
-        }
+        let mut node = self.node_to_change(port, "restart", false);
         if let Err(e) = self.start_node(&mut node, false) {
             panic!("restart: {e}");
         }
@@ -847,7 +772,7 @@ impl MariaDbCluster {
         if let Err(e) = fs::remove_dir_all(&node.data) {
             panic!("rejoin_as_replica: rm -rf {}: {e}", node.data.display());
         }
-        if let Err(e) = self.copy_template(&node) {
+        if let Err(e) = copy_template(&env().template, &node.data) {
             panic!("rejoin_as_replica: {e}");
         }
         let mut node = {
@@ -876,23 +801,7 @@ impl MariaDbCluster {
     /// `app`, and waits until it exists on every running replica. Returns its name
     /// (`prefix` lowercased, non `[a-z0-9_]` replaced by `_`, plus a unique suffix).
     pub fn create_database(&self, prefix: &str) -> String {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let mut base: String = prefix
-            .chars()
-            .map(|c| {
-                let c = c.to_ascii_lowercase();
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(40)
-            .collect();
-        if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
-            base.insert(0, 'd');
-        }
-        let name = format!("{base}_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = database_name(prefix);
         let source = self.current_source_port();
         self.query_one(
             source,
@@ -907,15 +816,9 @@ impl MariaDbCluster {
             "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
             quote_literal(&name)
         );
-        for node in self.running_replicas() {
-            let got = self.query_one(node.port, &check);
-            if got != "1" {
-                panic!(
-                    "create_database: {name} does not exist on replica {} after replication",
-                    node.label()
-                );
-            }
-        }
+        self.require_on_replicas(&check, |label| {
+            format!("create_database: {name} does not exist on replica {label} after replication")
+        });
         name
     }
 
@@ -931,57 +834,12 @@ impl MariaDbCluster {
 
     // --- internals -----------------------------------------------------------
 
-    fn forbid_on_shared(&self, what: &str) {
-        if self.shared {
-            panic!(
-                "{what}: MariaDbCluster::shared() is used by many tests at once and must keep \
-                 its topology; start an own cluster with MariaDbCluster::start(n) instead"
-            );
-        }
-    }
-
-    fn node(&self, port: u16) -> Node {
-        let state = lock(&self.state);
-        match state.nodes.iter().find(|n| n.port == port) {
-            Some(node) => node.clone(),
-            None => panic!(
-                "cluster harness: no node on port {port} in this cluster (nodes: {:?})",
-                state.nodes.iter().map(|n| n.port).collect::<Vec<_>>()
-            ),
-        }
-    }
-
     fn require_running_replica(&self, port: u16, what: &str) -> Node {
         let node = self.node(port);
         if node.role != Role::Replica || !node.running {
             panic!("{what}: node {} is not a running replica", node.label());
         }
         node
-    }
-
-    fn node_label_or_port(&self, port: u16) -> String {
-        let state = lock(&self.state);
-        state
-            .nodes
-            .iter()
-            .find(|n| n.port == port)
-            .map_or_else(|| format!("port {port}"), Node::label)
-    }
-
-    fn update(&self, port: u16, f: impl FnOnce(&mut Node)) {
-        let mut state = lock(&self.state);
-        if let Some(node) = state.nodes.iter_mut().find(|n| n.port == port) {
-            f(node);
-        }
-    }
-
-    fn running_replicas(&self) -> Vec<Node> {
-        lock(&self.state)
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Replica && n.running)
-            .cloned()
-            .collect()
     }
 
     /// Creates `n{i}/` and `n{i}/tmp` (not the data directory).
@@ -1002,14 +860,6 @@ impl MariaDbCluster {
             read_only: role == Role::Replica,
             running: false,
         }
-    }
-
-    fn copy_template(&self, node: &Node) -> Result<(), String> {
-        let mut cp = Command::new("cp");
-        cp.arg("-a").arg(&env().template).arg(&node.data);
-        run(&mut cp, COMMAND_TIMEOUT)
-            .map(|_| ())
-            .map_err(|e| format!("copying the template data directory failed: {e}"))
     }
 
     fn write_config(&self, node: &Node) {
@@ -1144,10 +994,7 @@ impl MariaDbCluster {
             let Some(failure) = failure else {
                 let mut state = lock(&self.state);
                 node.running = true;
-                match state.nodes.iter_mut().find(|n| n.name == node.name) {
-                    Some(existing) => *existing = node.clone(),
-                    None => state.nodes.push(node.clone()),
-                }
+                upsert_by_name(&mut state.nodes, node);
                 state.children.insert(node.name.clone(), child);
                 return Ok(());
             };
@@ -1157,13 +1004,7 @@ impl MariaDbCluster {
             if new_port && attempt < PORT_ATTEMPTS && log.contains("Address already in use") {
                 continue;
             }
-            return Err(format!(
-                "starting {} on port {} failed: {failure}\n--- {} (this start) ---\n{}",
-                node.name,
-                node.port,
-                node.log.display(),
-                log.trim_end()
-            ));
+            return Err(start_failure(node, &failure, &log));
         }
         unreachable!("the last attempt returns")
     }
@@ -1174,8 +1015,7 @@ impl MariaDbCluster {
         let mut client = env().client(port, None);
         client.arg("--execute").arg(sql);
         let out = run(&mut client, COMMAND_TIMEOUT)?;
-        let first_line = out.stdout.lines().next().unwrap_or("");
-        Ok(first_line.split('\t').next().unwrap_or("").to_owned())
+        Ok(first_field(&out.stdout, '\t'))
     }
 
     fn try_slave_status(&self, port: u16) -> Result<Vec<(String, String)>, String> {
@@ -1301,19 +1141,22 @@ impl MariaDbCluster {
             }
         }
     }
+}
 
-    fn all_log_tails(&self, lines: usize) -> String {
-        let nodes = lock(&self.state).nodes.clone();
-        let mut out = String::new();
-        for node in nodes {
-            out.push_str(&format!(
-                "--- {} {} ---\n{}\n",
-                node.label(),
-                node.log.display(),
-                log_tail_of(&node.log, lines)
-            ));
-        }
-        out
+impl NodeList for MariaDbCluster {
+    type Node = Node;
+    const KIND: &'static str = "MariaDbCluster";
+
+    fn with_nodes<R>(&self, f: impl FnOnce(&mut Vec<Node>) -> R) -> R {
+        f(&mut lock(&self.state).nodes)
+    }
+
+    fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    fn harness_query(&self, port: u16, sql: &str) -> String {
+        self.query_one(port, sql)
     }
 }
 
@@ -1330,12 +1173,7 @@ impl Drop for MariaDbCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "MariaDbCluster::drop: removing {} failed (the reaper will retry at exit): {e}",
-                self.dir.display()
-            );
-        }
+        remove_dir_at_drop("MariaDbCluster::drop", &self.dir);
     }
 }
 

@@ -58,17 +58,21 @@
 //! a second, independent primary (split brain, on the old timeline); use
 //! [`PgCluster::rejoin_as_standby`] to bring it back as a standby instead.
 
+use crate::common::{
+    copy_template, database_name, first_field, in_parallel, multi_host_url, remove_dir_at_drop,
+    replicated_node, start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList,
+    SharedCluster, Steps,
+};
 use crate::netns::{Lan, NetNs};
 use crate::procdir::{
     append_file, encode_userinfo, file_len, find_runuser, log_tail_of, process_dir, read_from,
     ServerUser,
 };
-use crate::process::{connect_refused, lock, pick_port, run};
+use crate::process::{lock, pick_port, run};
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -167,6 +171,16 @@ impl Env {
         clean_env(&mut cmd);
         cmd.current_dir(&self.root);
         cmd
+    }
+
+    /// `pg_ctl stop -m immediate -w` (SIGQUIT to the postmaster) for the server of `data`.
+    pub(crate) fn stop_immediate(&self, data: &Path) -> Result<(), String> {
+        let mut stop = self.pg("pg_ctl");
+        stop.arg("stop")
+            .arg("-D")
+            .arg(data)
+            .args(["-m", "immediate", "-w", "-t", "30"]);
+        run(&mut stop, COMMAND_TIMEOUT).map(|_| ())
     }
 
     /// `psql` for one node on 127.0.0.1.
@@ -338,8 +352,9 @@ enum Role {
     FormerPrimary,
 }
 
+/// One server of the cluster, as the harness last left it.
 #[derive(Clone, Debug)]
-struct Node {
+pub(crate) struct Node {
     /// `n0`, `n1`, ...
     name: String,
     port: u16,
@@ -351,11 +366,7 @@ struct Node {
     netns: Option<usize>,
 }
 
-impl Node {
-    fn label(&self) -> String {
-        format!("{} (port {}, {:?})", self.name, self.port, self.role)
-    }
-}
+replicated_node!(Node, Role::Standby);
 
 struct State {
     nodes: Vec<Node>,
@@ -379,6 +390,19 @@ pub(crate) fn quote_literal(s: &str) -> String {
 
 pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Creates role [`APP_USER`] (password [`APP_PASSWORD`], not a superuser) with CREATE on
+/// database `postgres` and on its schema `public`.
+pub(crate) fn app_role_setup() -> [String; 3] {
+    [
+        format!(
+            "CREATE ROLE {APP_USER} LOGIN NOSUPERUSER PASSWORD {}",
+            quote_literal(APP_PASSWORD)
+        ),
+        format!("GRANT CREATE ON DATABASE postgres TO {APP_USER}"),
+        format!("GRANT CREATE ON SCHEMA public TO {APP_USER}"),
+    ]
 }
 
 fn parse_lsn(s: &str) -> Option<u64> {
@@ -416,12 +440,7 @@ impl PgCluster {
         }
         let env = env();
         let t0 = Instant::now();
-        let mut steps: Vec<String> = Vec::new();
-        let mut lap = Instant::now();
-        let mut mark = |step: &str| {
-            steps.push(format!("{step} {:.0?}", lap.elapsed()));
-            lap = Instant::now();
-        };
+        let mut steps = Steps::new();
         let dir = env.new_dir("c");
         // From here on, a panic drops `cluster`, which stops whatever runs.
         let mut cluster = PgCluster {
@@ -446,35 +465,28 @@ impl PgCluster {
             for &i in in_netns {
                 lan.add_host(&format!("{cluster_name}-n{i}"), i);
             }
-            mark("netns");
+            steps.mark("netns");
         }
         let cluster = cluster;
 
         // Primary: a copy of the template.
         let mut primary = cluster.new_node(0, Role::Primary);
-        let mut cp = Command::new("cp");
-        cp.arg("-a").arg(&env.template).arg(&primary.data);
-        if let Err(e) = run(&mut cp, COMMAND_TIMEOUT) {
-            panic!("PgCluster::start: copying the template data directory failed: {e}");
+        if let Err(e) = copy_template(&env.template, &primary.data) {
+            panic!("PgCluster::start: {e}");
         }
-        mark("copy");
+        steps.mark("copy");
         if let Err(e) = cluster.start_node(&mut primary, true) {
             panic!("PgCluster::start: starting the primary failed: {e}");
         }
         let primary_port = primary.port;
         lock(&cluster.state).original_primary = primary_port;
-        mark("primary");
+        steps.mark("primary");
 
-        let setup = [
-            format!(
-                "CREATE ROLE {APP_USER} LOGIN NOSUPERUSER PASSWORD {}",
-                quote_literal(APP_PASSWORD)
-            ),
-            format!("GRANT CREATE ON DATABASE postgres TO {APP_USER}"),
-            format!("GRANT CREATE ON SCHEMA public TO {APP_USER}"),
+        let mut setup = app_role_setup().to_vec();
+        setup.extend([
             "\\c template1".to_owned(),
             format!("GRANT CREATE ON SCHEMA public TO {APP_USER}"),
-        ];
+        ]);
         let mut psql = cluster.harness_psql(primary_port, "postgres");
         for sql in &setup {
             psql.arg("-c").arg(sql);
@@ -487,41 +499,18 @@ impl PgCluster {
                 log_tail_of(&primary.log, 30)
             );
         }
-        mark("role");
+        steps.mark("role");
 
         // Standbys: base backups and starts in parallel.
-        let results: Vec<Result<u16, String>> = thread::scope(|scope| {
-            let handles: Vec<_> = (1..=standbys)
-                .map(|i| {
-                    let cluster = &cluster;
-                    scope.spawn(move || {
-                        let mut node = cluster.new_node(i, Role::Standby);
-                        cluster.base_backup(&node, primary_port)?;
-                        cluster.start_node(&mut node, true)?;
-                        Ok(node.port)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("the standby setup thread panicked".to_owned()))
-                })
-                .collect()
+        let what = "PgCluster::start: setting up standby";
+        let standby_ports = in_parallel(1..=standbys, what, |i| {
+            let mut node = cluster.new_node(i, Role::Standby);
+            cluster.base_backup(&node, primary_port)?;
+            cluster.start_node(&mut node, true)?;
+            Ok(node.port)
         });
-        let mut standby_ports = Vec::new();
-        for (i, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(port) => standby_ports.push(port),
-                Err(e) => panic!(
-                    "PgCluster::start: setting up standby n{} failed: {e}",
-                    i + 1
-                ),
-            }
-        }
         lock(&cluster.state).original_standbys = standby_ports.clone();
-        mark("standbys");
+        steps.mark("standbys");
 
         // Wait until every standby streams.
         let deadline = Instant::now() + WAIT_TIMEOUT;
@@ -549,12 +538,12 @@ impl PgCluster {
             }
             thread::sleep(Duration::from_millis(10));
         }
-        mark("streaming");
+        steps.mark("streaming");
         eprintln!(
             "PgCluster::start({standbys}): primary {primary_port}, standbys {standby_ports:?}, \
              in network namespaces: nodes {in_netns:?}, ready in {:.2?} ({})",
             t0.elapsed(),
-            steps.join(", ")
+            steps.summary()
         );
         cluster
     }
@@ -563,27 +552,8 @@ impl PgCluster {
     /// Tests using it must not change its topology: `kill`, `promote`,
     /// `restart` and `rejoin_as_standby` panic on it.
     pub fn shared() -> &'static PgCluster {
-        static SHARED: OnceLock<PgCluster> = OnceLock::new();
-        static FAILED: AtomicBool = AtomicBool::new(false);
-        struct FlagOnPanic;
-        impl Drop for FlagOnPanic {
-            fn drop(&mut self) {
-                if thread::panicking() {
-                    FAILED.store(true, Ordering::SeqCst);
-                }
-            }
-        }
-        if let Some(cluster) = SHARED.get() {
-            return cluster;
-        }
-        SHARED.get_or_init(|| {
-            if FAILED.load(Ordering::SeqCst) {
-                panic!(
-                    "PgCluster::shared: the shared cluster failed to start in an earlier test \
-                     (see its failure message); not retrying"
-                );
-            }
-            let _flag = FlagOnPanic;
+        static SHARED: SharedCluster<PgCluster> = SharedCluster::new();
+        SHARED.get_or_start("PgCluster::shared", || {
             let mut cluster = PgCluster::start(2);
             cluster.shared = true;
             cluster
@@ -628,14 +598,8 @@ impl PgCluster {
 
     /// Same as [`url`](Self::url) with database `db`.
     pub fn db_url(&self, db: &str, ports: &[u16], params: &str) -> String {
-        let hosts: Vec<String> = ports.iter().map(|&p| self.host_port_of(p)).collect();
-        let params = params.strip_prefix('?').unwrap_or(params);
-        let mut url = format!("postgres://{SUPERUSER}@{}/{db}", hosts.join(","));
-        if !params.is_empty() {
-            url.push('?');
-            url.push_str(params);
-        }
-        url
+        let hosts = ports.iter().map(|&p| self.host_port_of(p));
+        multi_host_url(&format!("postgres://{SUPERUSER}"), hosts, db, params)
     }
 
     /// [`url`](Self::url) for the original primary followed by the original standbys.
@@ -708,8 +672,7 @@ impl PgCluster {
         let mut psql = self.harness_psql(port, db);
         psql.arg("-c").arg(sql);
         let out = run(&mut psql, COMMAND_TIMEOUT)?;
-        let first_line = out.stdout.lines().next().unwrap_or("");
-        Ok(first_line.split('\x1f').next().unwrap_or("").to_owned())
+        Ok(first_field(&out.stdout, '\x1f'))
     }
 
     /// Blocks until every running standby has replayed everything committed
@@ -722,22 +685,13 @@ impl PgCluster {
     /// committed with `synchronous_commit = on`, which flushes the WAL up to
     /// and past the target so the standbys receive it.
     pub fn wait_for_replay(&self) {
-        let (primary, standbys) = {
-            let state = lock(&self.state);
-            let primary = state
-                .nodes
-                .iter()
-                .find(|n| n.role == Role::Primary)
-                .cloned()
-                .unwrap_or_else(|| panic!("wait_for_replay: this cluster has no primary"));
-            let standbys: Vec<Node> = state
-                .nodes
-                .iter()
-                .filter(|n| n.role == Role::Standby && n.running)
-                .cloned()
-                .collect();
-            (primary, standbys)
-        };
+        let primary = lock(&self.state)
+            .nodes
+            .iter()
+            .find(|n| n.role == Role::Primary)
+            .cloned()
+            .unwrap_or_else(|| panic!("wait_for_replay: this cluster has no primary"));
+        let standbys = self.running_replicas();
         if !primary.running {
             panic!(
                 "wait_for_replay: the current primary {} is not running",
@@ -804,17 +758,8 @@ impl PgCluster {
     /// Kills a node hard (`pg_ctl stop -m immediate`) and waits until its port
     /// refuses connections.
     pub fn kill(&self, port: u16) {
-        self.forbid_on_shared("kill");
-        let node = self.node(port);
-        if !node.running {
-            panic!("kill: node {} is not running", node.label());
-        }
-        let mut stop = env().pg("pg_ctl");
-        stop.arg("stop")
-            .arg("-D")
-            .arg(&node.data)
-            .args(["-m", "immediate", "-w", "-t", "30"]);
-        if let Err(e) = run(&mut stop, COMMAND_TIMEOUT) {
+        let node = self.node_to_change(port, "kill", true);
+        if let Err(e) = env().stop_immediate(&node.data) {
             panic!(
                 "kill: stopping {} failed: {e}\n--- {} ---\n{}",
                 node.label(),
@@ -828,16 +773,12 @@ impl PgCluster {
             // the sockets closed; the namespace address may be cut.
             return;
         }
-        let deadline = Instant::now() + WAIT_TIMEOUT;
-        while !connect_refused(port) {
-            if Instant::now() >= deadline {
-                panic!(
-                    "kill: port {port} of {} still accepts connections {WAIT_TIMEOUT:?} after \
-                     pg_ctl stop",
-                    node.label()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
+        if !wait_refused(port, WAIT_TIMEOUT) {
+            panic!(
+                "kill: port {port} of {} still accepts connections {WAIT_TIMEOUT:?} after \
+                 pg_ctl stop",
+                node.label()
+            );
         }
     }
 
@@ -922,11 +863,7 @@ impl PgCluster {
 
     /// Restarts a stopped node with the same data directory and port.
     pub fn restart(&self, port: u16) {
-        self.forbid_on_shared("restart");
-        let mut node = self.node(port);
-        if node.running {
-            panic!("restart: node {} is already running", node.label());
-        }
+        let mut node = self.node_to_change(port, "restart", false);
         if let Err(e) = self.start_node(&mut node, false) {
             panic!("restart: {e}");
         }
@@ -966,23 +903,7 @@ impl PgCluster {
     /// its name (`prefix` lowercased, non `[a-z0-9_]` replaced by `_`, plus
     /// a unique suffix).
     pub fn create_database(&self, prefix: &str) -> String {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let mut base: String = prefix
-            .chars()
-            .map(|c| {
-                let c = c.to_ascii_lowercase();
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(40)
-            .collect();
-        if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
-            base.insert(0, 'd');
-        }
-        let name = format!("{base}_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = database_name(prefix);
         let primary = self.current_primary_port();
         self.query_one(primary, &format!("CREATE DATABASE {}", quote_ident(&name)));
         self.query_one(
@@ -997,15 +918,9 @@ impl PgCluster {
             "SELECT count(*) FROM pg_database WHERE datname = {}",
             quote_literal(&name)
         );
-        for node in self.running_standbys() {
-            let got = self.query_one(node.port, &check);
-            if got != "1" {
-                panic!(
-                    "create_database: {name} does not exist on standby {} after replay",
-                    node.label()
-                );
-            }
-        }
+        self.require_on_replicas(&check, |label| {
+            format!("create_database: {name} does not exist on standby {label} after replay")
+        });
         name
     }
 
@@ -1020,51 +935,6 @@ impl PgCluster {
     }
 
     // --- internals -----------------------------------------------------------
-
-    fn forbid_on_shared(&self, what: &str) {
-        if self.shared {
-            panic!(
-                "{what}: PgCluster::shared() is used by many tests at once and must keep its \
-                 topology; start an own cluster with PgCluster::start(n) instead"
-            );
-        }
-    }
-
-    fn node(&self, port: u16) -> Node {
-        let state = lock(&self.state);
-        match state.nodes.iter().find(|n| n.port == port) {
-            Some(node) => node.clone(),
-            None => panic!(
-                "cluster harness: no node on port {port} in this cluster (nodes: {:?})",
-                state.nodes.iter().map(|n| n.port).collect::<Vec<_>>()
-            ),
-        }
-    }
-
-    fn node_label_or_port(&self, port: u16) -> String {
-        let state = lock(&self.state);
-        state
-            .nodes
-            .iter()
-            .find(|n| n.port == port)
-            .map_or_else(|| format!("port {port}"), Node::label)
-    }
-
-    fn update(&self, port: u16, f: impl FnOnce(&mut Node)) {
-        let mut state = lock(&self.state);
-        if let Some(node) = state.nodes.iter_mut().find(|n| n.port == port) {
-            f(node);
-        }
-    }
-
-    fn running_standbys(&self) -> Vec<Node> {
-        lock(&self.state)
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Standby && n.running)
-            .cloned()
-            .collect()
-    }
 
     /// Creates `n{i}/` (not its data directory).
     fn new_node(&self, i: usize, role: Role) -> Node {
@@ -1183,10 +1053,7 @@ impl PgCluster {
                 Ok(_) => {
                     let mut state = lock(&self.state);
                     node.running = true;
-                    match state.nodes.iter_mut().find(|n| n.name == node.name) {
-                        Some(existing) => *existing = node.clone(),
-                        None => state.nodes.push(node.clone()),
-                    }
+                    upsert_by_name(&mut state.nodes, node);
                     return Ok(());
                 }
                 Err(e) => {
@@ -1195,31 +1062,28 @@ impl PgCluster {
                     {
                         continue;
                     }
-                    return Err(format!(
-                        "starting {} on port {} failed: {e}\n--- {} (this start) ---\n{}",
-                        node.name,
-                        node.port,
-                        node.log.display(),
-                        log.trim_end()
-                    ));
+                    return Err(start_failure(node, &e, &log));
                 }
             }
         }
         unreachable!("the last attempt returns")
     }
+}
 
-    fn all_log_tails(&self, lines: usize) -> String {
-        let nodes = lock(&self.state).nodes.clone();
-        let mut out = String::new();
-        for node in nodes {
-            out.push_str(&format!(
-                "--- {} {} ---\n{}\n",
-                node.label(),
-                node.log.display(),
-                log_tail_of(&node.log, lines)
-            ));
-        }
-        out
+impl NodeList for PgCluster {
+    type Node = Node;
+    const KIND: &'static str = "PgCluster";
+
+    fn with_nodes<R>(&self, f: impl FnOnce(&mut Vec<Node>) -> R) -> R {
+        f(&mut lock(&self.state).nodes)
+    }
+
+    fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    fn harness_query(&self, port: u16, sql: &str) -> String {
+        self.query_one(port, sql)
     }
 }
 
@@ -1234,12 +1098,7 @@ impl Drop for PgCluster {
             if !data.join("postmaster.pid").exists() {
                 continue;
             }
-            let mut stop = env().pg("pg_ctl");
-            stop.arg("stop")
-                .arg("-D")
-                .arg(&data)
-                .args(["-m", "immediate", "-w", "-t", "30"]);
-            if let Err(e) = run(&mut stop, COMMAND_TIMEOUT) {
+            if let Err(e) = env().stop_immediate(&data) {
                 all_stopped = false;
                 eprintln!(
                     "PgCluster::drop: stopping {} failed (the reaper will retry at exit): {e}",
@@ -1252,11 +1111,6 @@ impl Drop for PgCluster {
         if !all_stopped {
             return;
         }
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "PgCluster::drop: removing {} failed (the reaper will retry at exit): {e}",
-                self.dir.display()
-            );
-        }
+        remove_dir_at_drop("PgCluster::drop", &self.dir);
     }
 }
