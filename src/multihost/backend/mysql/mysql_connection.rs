@@ -87,7 +87,7 @@ impl sealed::SyncWrapped for MysqlConnection {
         if message.to_ascii_lowercase().contains("access denied") {
             return HostFailure::AuthenticationFailed;
         }
-        crate::multihost::backend::other_failure(&message)
+        crate::multihost::backend::other_failure(message)
     }
 }
 

@@ -98,7 +98,7 @@ impl sealed::SyncWrapped for PgConnection {
         {
             return HostFailure::Refused;
         }
-        crate::multihost::backend::other_failure(&message)
+        crate::multihost::backend::other_failure(message)
     }
 }
 
