@@ -817,7 +817,10 @@ impl Session {
                 if retry {
                     return Next::Done;
                 }
-                if outcome == Outcome::NotSent || class.read_only {
+                // A lone BEGIN lost with its connection opened nothing that survives and
+                // wrote nothing: like a read, it runs again on the (new) primary.
+                let lone_begin = class.tx == TxEffect::Begin && !class.writes && !class.tx_unsure;
+                if outcome == Outcome::NotSent || class.read_only || lone_begin {
                     Next::RetryOnNewPrimary
                 } else {
                     // A write in flight: its outcome is unknown, it is never re-sent.

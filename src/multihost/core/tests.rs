@@ -505,6 +505,21 @@ fn a_write_whose_connection_fails_is_never_re_sent() {
     w.session.pin();
     let (_, next) = w.run(&load("SELECT 1"), Outcome::ConnectionLost);
     assert_eq!(next, Next::RetryOnNewPrimary);
+    // So is a lone BEGIN (a pooled connection's first transaction on a primary that died
+    // unseen): it opened nothing that survives. Not `BEGIN; INSERT`, not `COMMIT AND CHAIN`.
+    let mut w = World::new();
+    let (_, next) = w.run(&exec("BEGIN"), Outcome::ConnectionLost);
+    assert_eq!(next, Next::RetryOnNewPrimary);
+    let mut w = World::new();
+    let (_, next) = w.run(
+        &exec("BEGIN; INSERT INTO t VALUES (1)"),
+        Outcome::ConnectionLost,
+    );
+    assert_eq!(next, Next::Done);
+    let mut w = World::new();
+    w.run(&exec("BEGIN"), Outcome::Ok);
+    let (_, next) = w.run(&exec("COMMIT AND CHAIN"), Outcome::ConnectionLost);
+    assert_eq!(next, Next::Done);
     // So is anything that was never sent.
     let mut w = World::new();
     let (_, next) = w.run(&exec("INSERT INTO t VALUES (1)"), Outcome::NotSent);
