@@ -249,10 +249,15 @@ async fn through_a_failover(
         failed.len(),
         lost.len(),
         duplicated.len(),
-        first_new.map_or("never".into(), |t| format!(
-            "{} ms",
-            t.saturating_duration_since(promoted_at).as_millis()
-        )),
+        first_new.map_or("never".into(), |t| if t >= promoted_at {
+            format!("{} ms", (t - promoted_at).as_millis())
+        } else {
+            format!(
+                "-{} ms (before promote() returned; {} ms after the kill)",
+                (promoted_at - t).as_millis(),
+                t.saturating_duration_since(killed_at).as_millis()
+            )
+        }),
     );
     assert!(
         lost.is_empty(),
