@@ -259,10 +259,34 @@ async fn through_a_failover(
             )
         }),
     );
-    assert!(
-        lost.is_empty(),
-        "{what}: acknowledged writes lost: {lost:?}"
-    );
+    if !lost.is_empty() {
+        // When each was acknowledged, and what the old primary holds of them (restarted to
+        // look: its WAL decides).
+        let details: Vec<String> = acked
+            .iter()
+            .filter(|(v, _, _)| lost.contains(v))
+            .map(|(v, port, at)| {
+                let rel = if *at >= killed_at {
+                    format!("+{} ms", (*at - killed_at).as_millis())
+                } else {
+                    format!("-{} ms", (killed_at - *at).as_millis())
+                };
+                format!("{v} acked by {port} at {rel} from the kill")
+            })
+            .collect();
+        let list: Vec<String> = lost.iter().map(|v| v.to_string()).collect();
+        let on_old = blocking(|| {
+            cluster.restart(old);
+            cluster.query_one(
+                old,
+                &format!("SELECT count(*) FROM fo WHERE v IN ({})", list.join(",")),
+            )
+        });
+        panic!(
+            "{what}: acknowledged writes lost: {details:?}; the restarted old primary holds \
+             {on_old} of them"
+        );
+    }
     assert!(
         duplicated.is_empty(),
         "{what}: values written twice: {duplicated:?}"
