@@ -40,7 +40,7 @@ use reg::ryw_items;
 diesel_multidb::models! { "consistency" => [reg::ryw_items::table] }
 
 /// A name no other cycle, test or run uses.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!(
         "{prefix}-{}-{}-{}",
@@ -116,7 +116,7 @@ fn write_then_read(cluster: &PgCluster, conn: &mut Conn, n: usize, prefix: &str)
 }
 
 /// Pauses WAL replay on a standby (as the superuser) and waits until it is paused.
-fn pause_replay(cluster: &PgCluster, port: u16) {
+pub(crate) fn pause_replay(cluster: &PgCluster, port: u16) {
     cluster.query_one(port, "SELECT pg_wal_replay_pause()");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -132,12 +132,12 @@ fn pause_replay(cluster: &PgCluster, port: u16) {
     }
 }
 
-fn resume_replay(cluster: &PgCluster, port: u16) {
+pub(crate) fn resume_replay(cluster: &PgCluster, port: u16) {
     cluster.query_one(port, "SELECT pg_wal_replay_resume()");
 }
 
 /// A cluster of its own with `standbys` standbys and the `users` table.
-fn own_cluster(standbys: usize) -> PgCluster {
+pub(crate) fn own_cluster(standbys: usize) -> PgCluster {
     let cluster = PgCluster::start(standbys);
     setup(&cluster);
     cluster
@@ -962,7 +962,7 @@ fn split_brain_refuses_writes_until_one_primary_remains() {
 
 /// Waits until the standbys `ports` have received and replayed the same WAL, unchanged for
 /// 200 ms.
-fn same_position(cluster: &PgCluster, ports: &[u16]) {
+pub(crate) fn same_position(cluster: &PgCluster, ports: &[u16]) {
     cluster.wait_for_replay();
     let deadline = Instant::now() + Duration::from_secs(10);
     let at = |port| {

@@ -208,7 +208,7 @@ pub(crate) fn rate(n: usize, d: Duration) -> f64 {
 }
 
 /// Waits until `standby_app` (its application_name) is a synchronous standby of `primary`.
-fn wait_sync(cluster: &PgCluster, primary: u16, standby_app: &str) {
+pub(crate) fn wait_sync(cluster: &PgCluster, primary: u16, standby_app: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let sql = format!(
         "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{standby_app}'"

@@ -19,12 +19,12 @@ use diesel_multidb::StatementRoute;
 use diesel_multidb_testkit::PgCluster;
 
 /// Small timeouts and a fast monitor: each test takes a few seconds.
-const FAST: &str = "connect_timeout=2&monitor_interval=100ms&failover_timeout=10s";
+pub(crate) const FAST: &str = "connect_timeout=2&monitor_interval=100ms&failover_timeout=10s";
 
 /// A cluster of its own with `standbys` standbys, table `fo (v int)` (no unique
 /// constraint: a write applied twice shows as two rows) and `sql` run on the primary,
 /// replicated everywhere.
-fn cluster(standbys: usize, sql: &str) -> PgCluster {
+pub(crate) fn cluster(standbys: usize, sql: &str) -> PgCluster {
     crate::trace();
     let cluster = PgCluster::start(standbys);
     let mut pg = plain(cluster.primary_port());
@@ -60,7 +60,7 @@ fn insert_port(conn: &mut Conn, v: i32) -> QueryResult<u16> {
 }
 
 /// How many rows `fo` holds with `v` in `values`, asked on one node directly.
-fn count(port: u16, values: &[i32]) -> i64 {
+pub(crate) fn count(port: u16, values: &[i32]) -> i64 {
     let list: Vec<String> = values.iter().map(|v| v.to_string()).collect();
     query_in(
         port,
@@ -87,14 +87,14 @@ fn read_text<C: Connection<Backend = Pg> + diesel::connection::LoadConnection>(
     diesel::sql_query(sql).get_result(conn)
 }
 
-fn is_closed(e: &Error) -> bool {
+pub(crate) fn is_closed(e: &Error) -> bool {
     matches!(
         e,
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
     )
 }
 
-fn describe(e: &Error) -> String {
+pub(crate) fn describe(e: &Error) -> String {
     match e {
         Error::DatabaseError(kind, info) => format!(
             "DatabaseError({kind:?}): {}",
@@ -163,7 +163,7 @@ fn failover_between(barrier: &Barrier, failover: impl FnOnce()) {
 }
 
 /// Kills the current primary and promotes `to`.
-fn kill_and_promote(cluster: &PgCluster, to: u16) {
+pub(crate) fn kill_and_promote(cluster: &PgCluster, to: u16) {
     cluster.kill(cluster.current_primary_port());
     cluster.promote(to);
 }

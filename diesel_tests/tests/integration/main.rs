@@ -1,7 +1,10 @@
 //! Integration tests against real servers.
 
+mod async_consistency;
+mod async_failover;
 mod async_mysql;
-mod async_smoke;
+mod async_pools;
+mod async_routing;
 mod cluster_smoke;
 mod consistency;
 mod failover_chaos;

@@ -800,6 +800,16 @@ impl Session {
                             committing: true,
                         });
                     }
+                    TxEffect::Commit if in_tx => {
+                        // Not sent: the session is gone, its transaction with it, uncommitted.
+                        // The same error as a COMMIT of a transaction known to be lost (never
+                        // "not sent", which invites sending the COMMIT again).
+                        self.absorb_rollback = true;
+                        return Next::Fail(Refusal::TransactionLost {
+                            host,
+                            committing: false,
+                        });
+                    }
                     _ => {}
                 }
                 if in_tx {

@@ -394,6 +394,38 @@ fn a_connection_lost_during_commit_leaves_the_outcome_unknown() {
 }
 
 #[test]
+fn a_commit_not_sent_because_the_session_is_closed_reports_the_lost_transaction() {
+    for diesel in [true, false] {
+        let mut w = World::new();
+        let st = |sql: &str| {
+            if diesel {
+                in_diesel_tx(exec(sql))
+            } else {
+                exec(sql)
+            }
+        };
+        w.run(&exec("BEGIN"), Outcome::Ok);
+        w.run(&st("INSERT INTO t VALUES (1)"), Outcome::Ok);
+        let (_, next) = w.run(&st("COMMIT"), Outcome::NotSent);
+        assert_eq!(
+            next,
+            Next::Fail(Refusal::TransactionLost {
+                host: PRIMARY,
+                committing: false
+            }),
+            "diesel: {diesel}"
+        );
+        // Diesel's ROLLBACK after the failed COMMIT is answered; the transaction is over.
+        assert_eq!(w.route(&st("ROLLBACK")), Route::Absorb, "diesel: {diesel}");
+        assert!(!w.session.is_broken());
+        assert!(matches!(
+            w.route(&exec("INSERT INTO t VALUES (2)")),
+            Route::Primary { .. } | Route::WaitForPrimary | Route::WaitForAllHosts
+        ));
+    }
+}
+
+#[test]
 fn a_rollback_whose_connection_fails_succeeds() {
     let mut w = World::new();
     w.run(&exec("BEGIN"), Outcome::Ok);
