@@ -76,7 +76,7 @@ fn compare<C>(
     statements: usize,
 ) -> [Duration; 5]
 where
-    C: diesel_multidb::HostConnection,
+    C: diesel_multidb::SyncHostConnection,
     for<'q> diesel::dsl::Limit<diesel::dsl::Select<diesel::dsl::Find<items::table, i32>, items::name>>:
         diesel::query_dsl::LoadQuery<'q, C, String>
             + diesel::query_dsl::LoadQuery<'q, MultiHostConnection<C>, String>,
