@@ -139,6 +139,9 @@ fn print_rows(
 }
 
 fn main() {
+    if !common::started_by_cargo_bench() {
+        return;
+    }
     let rounds = env_or("ROUNDS", 20usize);
     let per_round = env_or("PER_ROUND", 500usize);
     let statements = rounds * per_round;
