@@ -76,7 +76,7 @@ fn compare<C>(
     statements: usize,
 ) -> [Duration; 5]
 where
-    C: diesel_multidb::HostConnection,
+    C: diesel_multidb::SyncHostConnection,
     for<'q> diesel::dsl::Limit<diesel::dsl::Select<diesel::dsl::Find<items::table, i32>, items::name>>:
         diesel::query_dsl::LoadQuery<'q, C, String>
             + diesel::query_dsl::LoadQuery<'q, MultiHostConnection<C>, String>,
@@ -139,6 +139,9 @@ fn print_rows(
 }
 
 fn main() {
+    if !common::started_by_cargo_bench() {
+        return;
+    }
     let rounds = env_or("ROUNDS", 20usize);
     let per_round = env_or("PER_ROUND", 500usize);
     let statements = rounds * per_round;

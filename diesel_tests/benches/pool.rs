@@ -102,7 +102,6 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
@@ -227,38 +226,12 @@ impl Bench<'_> {
 }
 
 fn setup<'a>(cluster: &'a PgCluster, cfg: &Config) -> Bench<'a> {
-    let db = cluster.create_database("bench");
-    let bench = Bench {
+    Bench {
         cluster,
-        db,
+        db: common::accounts_db(cluster, cfg.rows, &cfg.sync_commit),
         primary: cluster.primary_port(),
         standbys: cluster.standby_ports(),
-    };
-    let t0 = Instant::now();
-    let mut conn = PgConnection::establish(&bench.node_url(bench.primary))
-        .unwrap_or_else(|e| panic!("connecting to the primary: {e}"));
-    conn.batch_execute(&format!(
-        "CREATE TABLE accounts (id integer PRIMARY KEY, balance bigint NOT NULL, name text NOT NULL);
-         INSERT INTO accounts SELECT g, 0, 'account ' || g FROM generate_series(1, {}) g;",
-        cfg.rows
-    ))
-    .expect("creating and filling accounts");
-    conn.batch_execute("VACUUM ANALYZE accounts")
-        .expect("VACUUM ANALYZE accounts");
-    conn.batch_execute(&format!(
-        "ALTER DATABASE {} SET synchronous_commit = {}",
-        bench.db, cfg.sync_commit
-    ))
-    .expect("setting synchronous_commit");
-    drop(conn);
-    cluster.wait_for_replay();
-    eprintln!(
-        "database {} with {} rows in accounts, replicated, in {:.1?}",
-        bench.db,
-        cfg.rows,
-        t0.elapsed()
-    );
-    bench
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1457,6 +1430,9 @@ fn section_monitor(bench: &Bench, cfg: &Config) {
 // ---------------------------------------------------------------------------------------
 
 fn main() {
+    if !common::started_by_cargo_bench() {
+        return;
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         // e.g. RUST_LOG=diesel_multidb=debug: the library's tracing on stderr.
         let _ = tracing_subscriber::fmt()

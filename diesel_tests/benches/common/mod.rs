@@ -1,5 +1,6 @@
 //! What the bench binaries share: parameters from the environment, timing, order
-//! statistics, the machine's load, and (for `pool`) a pgpool-II launcher.
+//! statistics, the machine's load, the `accounts` database of the pool benches, and (for
+//! `pool`) a pgpool-II launcher.
 //!
 //! Each bench includes this module with `mod common;` and uses part of it.
 #![allow(dead_code)]
@@ -7,6 +8,10 @@
 pub mod pgpool;
 
 use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use diesel_multidb_testkit::PgCluster;
 
 /// `$name` parsed, else `default`.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -20,6 +25,48 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// passes `--bench`, which the benches ignore.
 pub fn quick() -> bool {
     std::env::args().any(|a| a == "--quick")
+}
+
+/// Whether the binary was started by `cargo bench` (which passes `--bench`). `cargo test
+/// --benches` / `--all-targets` runs a `harness = false` bench without it: the bench then
+/// prints a line and returns at once instead of starting servers for minutes.
+pub fn started_by_cargo_bench() -> bool {
+    let yes = std::env::args().any(|a| a == "--bench");
+    if !yes {
+        println!(
+            "not run: this is a bench (`cargo bench -p diesel_tests --bench <name>`); \
+             started without --bench, as `cargo test --all-targets` does"
+        );
+    }
+    yes
+}
+
+/// Creates a database on `cluster`'s primary with a table `accounts (id, balance, name)` of
+/// `rows` rows (ids `1..=rows`), analyzed, with `synchronous_commit = sync_commit` as the
+/// database's default, and waits until every standby has replayed it. Returns its name.
+pub fn accounts_db(cluster: &PgCluster, rows: u64, sync_commit: &str) -> String {
+    let db = cluster.create_database("bench");
+    let t0 = Instant::now();
+    let mut conn = PgConnection::establish(&cluster.node_db_url(cluster.primary_port(), &db))
+        .unwrap_or_else(|e| panic!("connecting to the primary: {e}"));
+    conn.batch_execute(&format!(
+        "CREATE TABLE accounts (id integer PRIMARY KEY, balance bigint NOT NULL, name text NOT NULL);
+         INSERT INTO accounts SELECT g, 0, 'account ' || g FROM generate_series(1, {rows}) g;"
+    ))
+    .expect("creating and filling accounts");
+    conn.batch_execute("VACUUM ANALYZE accounts")
+        .expect("VACUUM ANALYZE accounts");
+    conn.batch_execute(&format!(
+        "ALTER DATABASE {db} SET synchronous_commit = {sync_commit}"
+    ))
+    .expect("setting synchronous_commit");
+    drop(conn);
+    cluster.wait_for_replay();
+    eprintln!(
+        "database {db} with {rows} rows in accounts, replicated, in {:.1?}",
+        t0.elapsed()
+    );
+    db
 }
 
 /// Times one run of `op`.

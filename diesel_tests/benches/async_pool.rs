@@ -1,0 +1,528 @@
+//! What the async `MultiHostConnection` gives in a pool (issue 11 section 4): the read-mostly
+//! workload of the `pool` bench's section 1, in async form.
+//!
+//! Starts its own cluster (a primary and two streaming standbys, the test harness), creates
+//! a database with a table `accounts` of 100,000 rows, then runs `TASKS` Tokio tasks, each
+//! doing "transactions" the way an async web handler does: check a connection out of a
+//! diesel-async deadpool pool (`diesel_async::pooled_connection::deadpool`), run one
+//! statement, give it back. A point read by primary key or (10 % of the time in the 90/10
+//! workload) an update by primary key. Workloads: 90/10 read/write and read-only.
+//! Variants, each a pool of `POOL_SIZE`:
+//!
+//! * (a) `AsyncPgConnection` on the primary only, the manager's defaults
+//!   (`RecyclingMethod::Verified`: a `SELECT 1` round trip per checkout);
+//! * (a') (a) with `RecyclingMethod::Fast` (no check at checkout), for information: the
+//!   wrapper's `Verified` check costs nothing within 500 ms of a successful statement, so
+//!   (b)/(a') shows what the wrapper costs or gains without that difference;
+//! * (b) `MultiHostConnection<AsyncPgConnection>` with the multi-host URL (primary, then the
+//!   standbys), the manager's defaults and the wrapper's (read-your-writes on);
+//! * (d) hand-split pools: an `AsyncPgConnection` pool on the primary for the writes and
+//!   one per standby for the reads (task `i` reads from standby `i mod 2`), `Verified`.
+//!
+//! Variants take turns (a, a', b, d, a', b, d, a, ...), `ROUNDS` times per workload, `SECS`
+//! seconds each. Prints tx/s per variant (median and range over the rounds), where the
+//! reads ran (the wrapper's `last_route()` after each read), and the ratios (b)/(a),
+//! (b)/(a'), (b)/(d) (median and range of the per-round ratios), next to the sync pool
+//! bench's targets (issue 8).
+//!
+//! # Running it
+//!
+//! ```text
+//! cargo bench -p diesel_tests --bench async_pool               # about 1.5 minutes
+//! cargo bench -p diesel_tests --bench async_pool -- --quick    # about 30 s
+//! ROUNDS=10 SECS=3 TASKS=16 cargo bench -p diesel_tests --bench async_pool
+//! ```
+//!
+//! | variable | meaning | default (`--quick`) |
+//! |---|---|---|
+//! | `ROUNDS` | rounds (every variant once per round and workload) | 5 (2) |
+//! | `SECS` | seconds per variant per round | 2 (0.7) |
+//! | `TASKS` | client tasks | 8 |
+//! | `POOL_SIZE` | deadpool `max_size` of each pool | 8 |
+//! | `WORKERS` | Tokio worker threads | the core count |
+//! | `ROWS` | rows in `accounts` | 100000 |
+//! | `WRITE_PCT` | updates in the read/write workload, in percent | 10 |
+//! | `SYNC_COMMIT` | `synchronous_commit` of the bench's database (see `pool`) | `on` |
+//!
+//! No assertion on speed: the targets are printed next to the figures. Not run in CI.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_multidb::MultiHostConnection;
+use diesel_multidb_testkit::PgCluster;
+
+use common::{cores, env_or, loadavg, quick, Rng, Spread};
+
+diesel::table! {
+    accounts (id) {
+        id -> Integer,
+        balance -> BigInt,
+        name -> Text,
+    }
+}
+
+type Multi = MultiHostConnection<AsyncPgConnection>;
+type PgPool = Pool<AsyncPgConnection>;
+type MultiPool = Pool<Multi>;
+
+struct Config {
+    rounds: usize,
+    secs: f64,
+    tasks: usize,
+    pool_size: usize,
+    workers: usize,
+    rows: u64,
+    write_pct: u64,
+    sync_commit: String,
+}
+
+impl Config {
+    fn from_env(quick: bool) -> Config {
+        Config {
+            rounds: env_or("ROUNDS", if quick { 2 } else { 5usize }).max(1),
+            secs: env_or("SECS", if quick { 0.7 } else { 2.0 }),
+            tasks: env_or("TASKS", 8usize).max(1),
+            pool_size: env_or("POOL_SIZE", 8usize).max(1),
+            workers: env_or("WORKERS", cores()).max(1),
+            rows: env_or("ROWS", 100_000u64).clamp(1, i32::MAX as u64),
+            write_pct: env_or("WRITE_PCT", 10u64).min(100),
+            sync_commit: env_or("SYNC_COMMIT", "on".to_owned()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Statements (concrete per connection type: diesel-async's generic bounds would be longer).
+// ---------------------------------------------------------------------------------------
+
+macro_rules! point_read {
+    ($conn:expr, $id:expr) => {
+        accounts::table
+            .find($id)
+            .select(accounts::balance)
+            .first::<i64>($conn)
+            .await
+            .map(drop)
+    };
+}
+
+macro_rules! point_update {
+    ($conn:expr, $id:expr) => {
+        diesel::update(accounts::table.find($id))
+            .set(accounts::balance.eq(accounts::balance + 1))
+            .execute($conn)
+            .await
+            .map(drop)
+    };
+}
+
+// ---------------------------------------------------------------------------------------
+// Variants and the load.
+// ---------------------------------------------------------------------------------------
+
+/// What a variant's tasks check connections out of.
+enum Target {
+    /// One pool of `AsyncPgConnection` on the primary.
+    Plain(PgPool),
+    /// One pool of `MultiHostConnection`.
+    Multi(MultiPool),
+    /// Writes to `primary`, reads to `standbys[task mod 2]`.
+    Split {
+        primary: PgPool,
+        standbys: Vec<PgPool>,
+    },
+}
+
+struct Variant {
+    key: &'static str,
+    label: &'static str,
+    target: Arc<Target>,
+}
+
+/// What one task (or one variant, summed) did.
+#[derive(Default, Clone)]
+struct Tally {
+    reads: u64,
+    writes: u64,
+    /// Reads the wrapper reports it ran on a standby, by port (Multi only).
+    standby_reads: BTreeMap<u16, u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.reads += other.reads;
+        self.writes += other.writes;
+        for (port, n) in &other.standby_reads {
+            *self.standby_reads.entry(*port).or_default() += n;
+        }
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+    }
+}
+
+/// One transaction: a checkout, a read or an update, the checkin.
+async fn one(
+    target: &Target,
+    task: usize,
+    id: i32,
+    write: bool,
+    t: &mut Tally,
+) -> Result<(), String> {
+    let s = |e: &dyn std::fmt::Display| e.to_string();
+    match target {
+        Target::Plain(pool) => {
+            let mut conn = pool.get().await.map_err(|e| s(&e))?;
+            if write {
+                point_update!(&mut *conn, id).map_err(|e| s(&e))?;
+            } else {
+                point_read!(&mut *conn, id).map_err(|e| s(&e))?;
+            }
+        }
+        Target::Multi(pool) => {
+            let mut conn = pool.get().await.map_err(|e| s(&e))?;
+            if write {
+                point_update!(&mut *conn, id).map_err(|e| s(&e))?;
+            } else {
+                point_read!(&mut *conn, id).map_err(|e| s(&e))?;
+                if let Some(route) = conn.last_route() {
+                    if route.is_replica() {
+                        *t.standby_reads.entry(route.host().port()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        Target::Split { primary, standbys } => {
+            let pool = if write {
+                primary
+            } else {
+                &standbys[task % standbys.len()]
+            };
+            let mut conn = pool.get().await.map_err(|e| s(&e))?;
+            if write {
+                point_update!(&mut *conn, id).map_err(|e| s(&e))?;
+            } else {
+                point_read!(&mut *conn, id).map_err(|e| s(&e))?;
+            }
+        }
+    }
+    if write {
+        t.writes += 1;
+    } else {
+        t.reads += 1;
+    }
+    Ok(())
+}
+
+/// Runs `cfg.tasks` tasks against `target` for `secs`; returns tx/s and what they did.
+async fn drive(
+    target: &Arc<Target>,
+    cfg: &Config,
+    secs: f64,
+    write_pct: u64,
+    seed: u64,
+) -> (f64, Tally) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(cfg.tasks));
+    let rows = cfg.rows;
+    let handles: Vec<_> = (0..cfg.tasks)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let target = target.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng::new(seed ^ ((i as u64 + 1) << 40));
+                let mut tally = Tally::default();
+                let mut ops = 0u64;
+                barrier.wait().await;
+                let start = Instant::now();
+                let deadline = start + Duration::from_secs_f64(secs);
+                while Instant::now() < deadline {
+                    let id = 1 + rng.below(rows) as i32;
+                    let write = rng.below(100) < write_pct;
+                    match one(&target, i, id, write, &mut tally).await {
+                        Ok(()) => ops += 1,
+                        Err(e) => {
+                            tally.errors += 1;
+                            tally.first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                (ops, start.elapsed(), tally)
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    let mut rate = 0.0;
+    for h in handles {
+        let (ops, elapsed, tally) = h.await.expect("a load task panicked");
+        rate += ops as f64 / elapsed.as_secs_f64();
+        total.add(&tally);
+    }
+    (rate, total)
+}
+
+fn pg_pool(url: &str, size: usize, verified: bool) -> PgPool {
+    let mut config = ManagerConfig::default();
+    if !verified {
+        config.recycling_method = RecyclingMethod::Fast;
+    }
+    Pool::builder(AsyncDieselConnectionManager::new_with_config(url, config))
+        .max_size(size)
+        .build()
+        .unwrap_or_else(|e| panic!("building a deadpool of AsyncPgConnection on {url}: {e}"))
+}
+
+fn multi_pool(url: &str, size: usize) -> MultiPool {
+    Pool::builder(AsyncDieselConnectionManager::<Multi>::new(url))
+        .max_size(size)
+        .build()
+        .unwrap_or_else(|e| {
+            panic!("building a deadpool of MultiHostConnection<AsyncPgConnection> on {url}: {e}")
+        })
+}
+
+struct Workload {
+    name: &'static str,
+    write_pct: u64,
+}
+
+fn pct(n: u64, of: u64) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / of as f64
+    }
+}
+
+async fn run(cluster: &PgCluster, db: &str, cfg: &Config) {
+    let primary = cluster.primary_port();
+    let standbys = cluster.standby_ports();
+    let node = |port| cluster.node_db_url(port, db);
+    let multi_url = cluster.db_url(db, &cluster.default_ports(), "");
+    let size = cfg.pool_size;
+    let variants = [
+        Variant {
+            key: "(a)",
+            label: "AsyncPgConnection, primary only",
+            target: Arc::new(Target::Plain(pg_pool(&node(primary), size, true))),
+        },
+        Variant {
+            key: "(a')",
+            label: "(a) with RecyclingMethod::Fast",
+            target: Arc::new(Target::Plain(pg_pool(&node(primary), size, false))),
+        },
+        Variant {
+            key: "(b)",
+            label: "MultiHostConnection<AsyncPgConnection>, defaults",
+            target: Arc::new(Target::Multi(multi_pool(&multi_url, size))),
+        },
+        Variant {
+            key: "(d)",
+            label: "hand-split: primary pool + a pool per standby",
+            target: Arc::new(Target::Split {
+                primary: pg_pool(&node(primary), size, true),
+                standbys: standbys
+                    .iter()
+                    .map(|&p| pg_pool(&node(p), size, true))
+                    .collect(),
+            }),
+        },
+    ];
+    let workloads = [
+        Workload {
+            name: "90/10",
+            write_pct: cfg.write_pct,
+        },
+        Workload {
+            name: "read-only",
+            write_pct: 0,
+        },
+    ];
+
+    // Warm-up: fills the pools, the wrapper's standby sessions, the plan caches.
+    eprintln!("warming up ...");
+    for v in &variants {
+        if let Target::Multi(pool) = &*v.target {
+            let mut held = Vec::new();
+            for _ in 0..size {
+                held.push(pool.get().await.expect("a pooled MultiHostConnection"));
+            }
+            for conn in held.iter_mut() {
+                conn.wait_for_standby(Duration::from_secs(10)).await;
+            }
+        }
+        drive(&v.target, cfg, (cfg.secs / 2.0).min(1.0), cfg.write_pct, 1).await;
+    }
+
+    let mut rates: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
+    let mut tallies: BTreeMap<(usize, &str), Tally> = BTreeMap::new();
+    for round in 0..cfg.rounds {
+        for (w, workload) in workloads.iter().enumerate() {
+            for k in 0..variants.len() {
+                let i = (k + round) % variants.len();
+                let v = &variants[i];
+                let seed = (round as u64) << 16 | (w as u64) << 8 | i as u64;
+                let (rate, tally) = drive(&v.target, cfg, cfg.secs, workload.write_pct, seed).await;
+                eprintln!(
+                    "round {} {} {}: {:.0} tx/s{}",
+                    round + 1,
+                    workload.name,
+                    v.key,
+                    rate,
+                    if tally.errors > 0 {
+                        format!(" ({} errors)", tally.errors)
+                    } else {
+                        String::new()
+                    }
+                );
+                rates.entry((w, v.key)).or_default().push(rate);
+                tallies.entry((w, v.key)).or_default().add(&tally);
+            }
+        }
+    }
+
+    println!();
+    println!("| workload | variant | tx/s median | tx/s min–max | reads on standbys | errors |");
+    println!("|---|---|---:|---:|---|---:|");
+    for (w, workload) in workloads.iter().enumerate() {
+        for v in &variants {
+            let s = Spread::of(&rates[&(w, v.key)]);
+            let t = &tallies[&(w, v.key)];
+            let where_ = match &*v.target {
+                _ if t.reads == 0 => "-".to_owned(),
+                Target::Plain(_) => "0 % (by construction)".to_owned(),
+                Target::Split { .. } => "100 % (by construction: task i on standby i mod 2)".into(),
+                Target::Multi(_) => {
+                    let on: u64 = t.standby_reads.values().sum();
+                    let split: Vec<String> = standbys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            let n = t.standby_reads.get(p).copied().unwrap_or(0);
+                            format!("s{} {:.0} %", i + 1, pct(n, on))
+                        })
+                        .collect();
+                    format!(
+                        "{:.1} % ({}; last_route)",
+                        pct(on, t.reads),
+                        split.join(" / ")
+                    )
+                }
+            };
+            println!(
+                "| {} | {} {} | {:.0} | {} | {} | {} |",
+                workload.name,
+                v.key,
+                v.label,
+                s.median,
+                s.range(0),
+                where_,
+                t.errors
+            );
+        }
+    }
+    for ((w, key), t) in &tallies {
+        if let Some(e) = &t.first_error {
+            println!("first error of {key} in {}: {e}", workloads[*w].name);
+        }
+    }
+
+    println!();
+    println!("| workload | ratio | median of per-round ratios | min–max | target |");
+    println!("|---|---|---:|---:|---|");
+    for (w, workload) in workloads.iter().enumerate() {
+        for (num, den, target) in [
+            ("(b)", "(a)", "≥ 0.98 (the sync pool bench's, issue 8)"),
+            (
+                "(b)",
+                "(a')",
+                "(information: no checkout round trip on either side)",
+            ),
+            ("(b)", "(d)", "≥ 1.0 (the sync pool bench's, issue 8)"),
+        ] {
+            let per_round: Vec<f64> = rates[&(w, num)]
+                .iter()
+                .zip(&rates[&(w, den)])
+                .map(|(n, d)| n / d)
+                .collect();
+            let s = Spread::of(&per_round);
+            println!(
+                "| {} | {num}/{den} | {:.3} | {} | {target} |",
+                workload.name,
+                s.median,
+                s.range(3)
+            );
+        }
+    }
+}
+
+fn main() {
+    if !common::started_by_cargo_bench() {
+        return;
+    }
+    if std::env::var_os("RUST_LOG").is_some() {
+        // e.g. RUST_LOG=diesel_multidb=debug: the library's tracing on stderr.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let quick = quick();
+    let cfg = Config::from_env(quick);
+    let t0 = Instant::now();
+    let load_start = loadavg();
+    eprintln!("starting a primary and two standbys ...");
+    let cluster = PgCluster::start(2);
+    let db = common::accounts_db(&cluster, cfg.rows, &cfg.sync_commit);
+
+    println!();
+    println!(
+        "# diesel-multidb async pool bench{}",
+        if quick { " (--quick)" } else { "" }
+    );
+    println!();
+    println!(
+        "{} cores, {} Tokio workers; load average at start {load_start}; PostgreSQL primary \
+         :{} + standbys {:?} on 127.0.0.1 (the harness's settings: fsync off, \
+         full_page_writes off); synchronous_commit = {} on the bench's database",
+        cores(),
+        cfg.workers,
+        cluster.primary_port(),
+        cluster.standby_ports(),
+        cfg.sync_commit
+    );
+    println!(
+        "{} tasks, deadpool pools of {}, {} rows, {} % updates in 90/10, {} rounds x {:.1} s \
+         per variant and workload, interleaved",
+        cfg.tasks, cfg.pool_size, cfg.rows, cfg.write_pct, cfg.rounds, cfg.secs
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.workers)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    rt.block_on(run(&cluster, &db, &cfg));
+    // The pools (and the wrapper's monitor tasks) are gone with `run`; the runtime next.
+    drop(rt);
+    drop(cluster);
+    println!();
+    println!(
+        "Total {:.0?}. Load average at start {load_start}, at the end {} ({} cores).",
+        t0.elapsed(),
+        loadavg(),
+        cores()
+    );
+}
