@@ -600,7 +600,21 @@ impl Session {
         // opened in the background.
         match self.wanted_standby {
             None => {
-                let candidate = topology.pick_session_standby(self.standby, now);
+                // A standby that can serve this read now is worth moving to. A session to a
+                // standby that only cannot yet (catching up, not yet seen to follow this
+                // primary) is kept rather than traded for one to another standby in the
+                // same state, which would trade it back: sessions opened and closed for
+                // nothing, and reads on the primary meanwhile.
+                let candidate = match topology.pick_standby(floor, self.standby) {
+                    Some(ready) => Some(ready),
+                    None if self
+                        .standby
+                        .is_some_and(|s| topology.may_serve_reads_later(s, now)) =>
+                    {
+                        self.standby
+                    }
+                    None => topology.pick_session_standby(self.standby, now),
+                };
                 self.want(topology, candidate);
             }
             // Waiting for a session to a host that cannot serve reads while another can.

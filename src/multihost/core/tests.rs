@@ -893,3 +893,37 @@ fn a_batch_with_transaction_control_that_fails_part_way_may_leave_a_transaction_
     w.run(&exec("INSERT INTO t VALUES (1); COMMIT"), Outcome::Database);
     assert_eq!(w.route(&load("SELECT 1")), ON_PRIMARY);
 }
+
+#[test]
+fn a_standby_session_waiting_to_be_proven_is_kept_not_traded_for_another() {
+    // A fresh topology: both standbys seen, neither yet seen to follow this primary.
+    let mut w = World {
+        start: Instant::now(),
+        topo: TopologyState::new(3, World::new().topo.settings.clone()),
+        session: Session::new(true, true, true),
+    };
+    w.primary_at(100);
+    w.standby_at(S1, 100);
+    w.standby_at(S2, 100);
+    let (host, epoch) = w.topo.primary().unwrap();
+    w.session.primary_opened(host, epoch);
+    w.session.standby_changed(Some(S1), &mut w.topo);
+    assert!(w.topo.readable_standbys().is_empty());
+    // Reads go to the primary meanwhile, and no session to S2 is asked for (which would
+    // then be traded back for one to S1, and so on).
+    for _ in 0..3 {
+        assert_eq!(w.route(&load("SELECT 1")), ON_PRIMARY);
+        assert_eq!(w.session.wanted_standby, None);
+        assert_eq!(w.session.standby, Some(S1));
+    }
+    // Once S1 is proven, reads run there.
+    w.primary_at(100);
+    assert_eq!(w.route(&load("SELECT 1")), Route::Standby(S1));
+    // A standby that is down is left for one that may serve reads.
+    let mut w = World::new();
+    let now = w.now();
+    w.topo
+        .failed(S1, now, crate::multihost::topology::HostFailure::Refused);
+    w.route(&load("SELECT 1"));
+    assert_eq!(w.session.wanted_standby, Some(S2));
+}

@@ -447,22 +447,33 @@ impl TopologyState {
         let candidates = |seen: bool| {
             (0..self.hosts.len())
                 .filter(move |&i| Some(i) != self.primary && Some(i) != avoid)
-                .filter(move |&i| {
-                    let h = &self.hosts[i];
-                    let answering = h.probing_since.is_none_or(|since| {
-                        now.saturating_duration_since(since) <= self.settings.connect_timeout
-                    });
-                    h.failure.is_none()
-                        && h.diverged_at.is_none()
-                        && answering
-                        && match h.seen {
-                            Some((_, obs)) => seen && obs.role == ServerRole::Standby,
-                            None => !seen,
-                        }
-                })
+                .filter(move |&i| self.session_candidate(i, seen, now))
                 .min_by_key(|&i| self.hosts[i].readers + self.hosts[i].opening)
         };
         candidates(true).or_else(|| candidates(false))
+    }
+
+    /// Whether `host`, which cannot serve reads now, is a standby that may once it has
+    /// caught up or been seen to follow the primary: seen as a standby, answering, not down,
+    /// not diverged.
+    pub(crate) fn may_serve_reads_later(&self, host: usize, now: Instant) -> bool {
+        Some(host) != self.primary && self.session_candidate(host, true, now)
+    }
+
+    /// Whether a session to `host` may be opened ahead of reads: answering, not down, not
+    /// diverged, and seen as a standby (`seen`) or never seen (`!seen`).
+    fn session_candidate(&self, host: usize, seen: bool, now: Instant) -> bool {
+        let h = &self.hosts[host];
+        let answering = h.probing_since.is_none_or(|since| {
+            now.saturating_duration_since(since) <= self.settings.connect_timeout
+        });
+        h.failure.is_none()
+            && h.diverged_at.is_none()
+            && answering
+            && match h.seen {
+                Some((_, obs)) => seen && obs.role == ServerRole::Standby,
+                None => !seen,
+            }
     }
 
     /// Whether a connection reading from `current` should move to another standby to even
