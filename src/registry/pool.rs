@@ -293,6 +293,7 @@ pub(crate) struct AttemptLog {
 
 impl AttemptLog {
     /// How many attempts are under way right now.
+    #[cfg_attr(not(multidb_sync), allow(dead_code))]
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
@@ -321,6 +322,7 @@ pub(crate) struct AliasManager {
     pub(crate) attempts: Arc<AttemptLog>,
 }
 
+#[cfg(multidb_sync)]
 impl fmt::Debug for AliasManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AliasManager")

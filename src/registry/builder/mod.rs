@@ -1,6 +1,8 @@
 //! Validating a configuration and building the registry: [`DatabasesBuilder`].
 
-use std::collections::{BTreeMap, BTreeSet};
+#[cfg(multidb_sync)]
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;

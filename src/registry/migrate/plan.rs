@@ -20,7 +20,8 @@ pub(super) struct Step<'a, DB> {
 }
 
 /// A backend a registry migrates: the migrations of an app's source for it.
-pub(crate) trait MigrationBackend: Backend {
+#[allow(unreachable_pub)]
+pub trait MigrationBackend: Backend {
     /// The migrations `source` has for this backend.
     fn migrations_of(source: &dyn AppMigrationSource) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError>;
 }

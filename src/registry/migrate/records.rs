@@ -44,7 +44,8 @@ fn records_error(alias: &str) -> impl Fn(diesel::result::Error) -> MigrateError 
 /// [`AnyConnection`](crate::AnyConnection), or the async registry's pooled connection
 /// behind diesel-async's `AsyncConnectionWrapper`. The queries on the records table are
 /// written once, in [`records_connection!`].
-pub(crate) trait RecordsConnection: Connection + 'static {
+#[allow(unreachable_pub)]
+pub trait RecordsConnection: Connection + 'static {
     /// The server kind (for the query that finds the records table).
     fn kind(&self) -> BackendKind;
     /// Migrations and their records live on the primary: a multi-host connection reads them
