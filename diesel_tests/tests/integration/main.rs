@@ -1,6 +1,7 @@
 //! Integration tests against real servers.
 
 mod async_mysql;
+mod async_registry;
 mod async_smoke;
 mod cluster_smoke;
 mod consistency;

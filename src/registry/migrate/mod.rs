@@ -25,7 +25,9 @@ mod run;
 #[cfg(multidb_sync)]
 mod show;
 
+#[cfg(feature = "async")]
 pub(crate) use plan::MigrationBackend;
+#[cfg(feature = "async")]
 pub(crate) use run::{run_alias, Goal};
 
 /// The name of the table that records applied migrations on every migrated alias.

@@ -116,6 +116,7 @@ macro_rules! records_connection {
         }
     };
 }
+#[cfg(feature = "async")]
 pub(crate) use records_connection;
 
 #[cfg(multidb_sync)]
