@@ -176,4 +176,3 @@ impl std::error::Error for PoolError {
         }
     }
 }
-

@@ -59,7 +59,9 @@ mod bounds {
 ///
 /// A registry pools one connection type: every alias must name its backend (checked at
 /// build).
-pub trait AsyncRegistryConnection: PoolableConnection + Send + Sized + 'static + bounds::Sealed {
+pub trait AsyncRegistryConnection:
+    PoolableConnection + Send + Sized + 'static + bounds::Sealed
+{
     /// The backend every alias must name.
     const BACKEND: BackendKind;
     #[doc(hidden)]
@@ -149,7 +151,9 @@ enum Held<C: AsyncRegistryConnection> {
 /// implements `AsyncConnection` for what dereferences to one), so queries take `&mut conn`.
 /// A connection dropped inside a transaction is not reused: the pool closes it and the
 /// server rolls the transaction back.
-pub struct AsyncPooledConnection<C: AsyncRegistryConnection = MultiHostConnection<AsyncPgConnection>> {
+pub struct AsyncPooledConnection<
+    C: AsyncRegistryConnection = MultiHostConnection<AsyncPgConnection>,
+> {
     alias: String,
     conn: Held<C>,
 }
@@ -732,7 +736,8 @@ impl<C: AsyncRegistryConnection> AsyncDatabases<C> {
                 })))
             })
         });
-        task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        task.await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 }
 

@@ -6,7 +6,9 @@ use std::fmt;
 use diesel_async::{AsyncConnection, TransactionManager};
 
 use crate::registry::apps::Model;
-use crate::registry::async_databases::{AsyncDatabases, AsyncPooledConnection, AsyncRegistryConnection};
+use crate::registry::async_databases::{
+    AsyncDatabases, AsyncPooledConnection, AsyncRegistryConnection,
+};
 use crate::registry::router::Hints;
 use crate::registry::unit_of_work::{CommitFailure, UnitOfWorkError};
 

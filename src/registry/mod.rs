@@ -57,9 +57,9 @@ pub use migrate::{
     AliasMigrationStatus, AliasMigrations, AppMigrationStatus, Direction, MigrateError,
     MigrateEvent, MigrateTo, PlannedMigration, MIGRATIONS_TABLE,
 };
+pub use pool::ConnectError;
 #[cfg(feature = "postgres")]
 pub use pool::PostgresConnection;
-pub use pool::ConnectError;
 #[cfg(multidb_sync)]
 pub use pool::{AnyBackend, AnyConnection, ConnectionCustomizer};
 pub use router::{

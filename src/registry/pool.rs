@@ -176,7 +176,12 @@ pub use any::PostgresConnection;
 #[cfg(multidb_sync)]
 pub use any::{AnyBackend, AnyConnection};
 
-#[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql", feature = "async")))]
+#[cfg(not(any(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "mysql",
+    feature = "async"
+)))]
 compile_error!(
     "diesel-multidb needs at least one of the features `postgres`, `sqlite`, `mysql` and `async`"
 );

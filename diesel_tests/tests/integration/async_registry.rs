@@ -94,7 +94,10 @@ async fn migrate_twice(dbs: &AsyncDatabases) {
         "a second run applied {second:?}"
     );
     for plan in dbs.plan_all().await.expect("plan") {
-        assert!(plan.migrations.is_empty(), "pending after migrate: {plan:?}");
+        assert!(
+            plan.migrations.is_empty(),
+            "pending after migrate: {plan:?}"
+        );
     }
 }
 
@@ -143,15 +146,26 @@ async fn routes_and_migrates(dbs: AsyncDatabases) -> Result<(), E> {
         .is_err());
     drop(r);
     let mut a = dbs.using("analytics").await?;
-    assert!(posts::table.count().get_result::<i64>(&mut a).await.is_err());
-    assert_eq!(page_views::table.count().get_result::<i64>(&mut a).await?, 1);
+    assert!(posts::table
+        .count()
+        .get_result::<i64>(&mut a)
+        .await
+        .is_err());
+    assert_eq!(
+        page_views::table.count().get_result::<i64>(&mut a).await?,
+        1
+    );
     drop(a);
 
     // A model no router knows goes to `default`; the route says who decided.
     assert_eq!(dbs.for_read::<Loose>().await?.alias(), "default");
     let route = dbs.route_write::<page_views::table>(&Hints::new());
     assert_eq!(route.alias, "analytics");
-    assert!(route.reason.to_string().contains("AppLabelRouter"), "{}", route.reason);
+    assert!(
+        route.reason.to_string().contains("AppLabelRouter"),
+        "{}",
+        route.reason
+    );
     Ok(())
 }
 
@@ -225,6 +239,16 @@ async fn reads_own_writes(dbs: &AsyncDatabases, what: &str) {
     }
     eprintln!("async registry ({what}) for_write: {misses} misses of {CYCLES}, {on_standby} other reads on standbys");
     assert_eq!(misses, 0, "for_write connections missed their own rows");
+    // Reads of a connection that wrote nothing go to a standby once one is ready.
+    PgCluster::shared().wait_for_replay();
+    let mut r = dbs.for_read::<posts::table>().await.unwrap();
+    assert!(r.wait_for_standby(Duration::from_secs(10)).await);
+    let s: Server = diesel::sql_query(WHO).get_result(&mut r).await.unwrap();
+    assert!(
+        s.in_recovery && standbys.contains(&(s.port as u16)),
+        "{}",
+        s.port
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +297,10 @@ async fn unknown_aliases_and_unservable_aliases_are_clear_errors() {
         .build_async::<diesel_multidb::MultiHostConnection<diesel_async::AsyncPgConnection>>()
         .await
         .unwrap_err();
-    assert!(matches!(&e, BuildError::NotAsync { alias, .. } if alias == "local"), "{e:?}");
+    assert!(
+        matches!(&e, BuildError::NotAsync { alias, .. } if alias == "local"),
+        "{e:?}"
+    );
     let text = format!("{e} {e:?}");
     assert!(text.contains("database `local`"), "{text}");
     assert!(text.contains("SQLite"), "{text}");
@@ -290,7 +317,8 @@ async fn unknown_aliases_and_unservable_aliases_are_clear_errors() {
     let e = dbs.using("default").await.unwrap_err();
     let text = format!("{e} {e:?} {}", chain(&e));
     assert!(
-        e.to_string().starts_with("cannot get a connection to database `default`"),
+        e.to_string()
+            .starts_with("cannot get a connection to database `default`"),
         "{e}"
     );
     assert!(!text.contains("hunter2secret"), "{text}");
@@ -385,7 +413,10 @@ async fn a_unit_of_work_commits_on_every_alias_or_none() {
     // An unknown alias inside a unit of work names it.
     let mut uow = dbs.unit_of_work();
     let e = uow.using("nope").await.unwrap_err();
-    assert!(matches!(e, UnitOfWorkError::Connect(PoolError::UnknownAlias { .. })));
+    assert!(matches!(
+        e,
+        UnitOfWorkError::Connect(PoolError::UnknownAlias { .. })
+    ));
     uow.rollback().await.unwrap();
 
     let mut a = dbs.using("analytics").await.unwrap();

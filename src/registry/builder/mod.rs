@@ -14,12 +14,12 @@ use crate::registry::catalog::Catalog;
 use crate::registry::config::{Config, DatabaseConfig, DEFAULT_ALIAS};
 #[cfg(multidb_sync)]
 use crate::registry::databases::Databases;
-use crate::registry::pool::{PoolSettings, StatementObserver};
 #[cfg(multidb_sync)]
 use crate::registry::pool::{
     AliasManager, AnyConnection, AttemptLog, ConnectError, ConnectionCustomizer, Customize,
     LogErrors,
 };
+use crate::registry::pool::{PoolSettings, StatementObserver};
 use crate::registry::router::{AppLabelRouter, DatabaseRouter, Hints, RouterChain};
 use crate::ConnectionStringError;
 

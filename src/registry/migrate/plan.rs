@@ -7,7 +7,7 @@ use diesel::migration::Migration;
 use super::records::{self, Applied, RecordsConnection};
 use super::{AliasMigrations, BoxError, Direction, MigrateError, MigrateTo, PlannedMigration};
 use crate::registry::alias::Alias;
-use crate::registry::apps::{AppMigrationSource, App};
+use crate::registry::apps::{App, AppMigrationSource};
 use crate::registry::catalog::Catalog;
 
 /// An app's migrations, sorted by version.
@@ -23,26 +23,34 @@ pub(super) struct Step<'a, DB> {
 #[allow(unreachable_pub)]
 pub trait MigrationBackend: Backend {
     /// The migrations `source` has for this backend.
-    fn migrations_of(source: &dyn AppMigrationSource) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError>;
+    fn migrations_of(
+        source: &dyn AppMigrationSource,
+    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError>;
 }
 
 #[cfg(multidb_sync)]
 impl MigrationBackend for crate::registry::pool::AnyBackend {
-    fn migrations_of(source: &dyn AppMigrationSource) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
+    fn migrations_of(
+        source: &dyn AppMigrationSource,
+    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
         diesel::migration::MigrationSource::<Self>::migrations(source)
     }
 }
 
 #[cfg(feature = "async")]
 impl MigrationBackend for diesel::pg::Pg {
-    fn migrations_of(source: &dyn AppMigrationSource) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
+    fn migrations_of(
+        source: &dyn AppMigrationSource,
+    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
         diesel::migration::MigrationSource::<Self>::migrations(source)
     }
 }
 
 #[cfg(feature = "async-mysql")]
 impl MigrationBackend for diesel::mysql::Mysql {
-    fn migrations_of(source: &dyn AppMigrationSource) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
+    fn migrations_of(
+        source: &dyn AppMigrationSource,
+    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
         diesel::migration::MigrationSource::<Self>::migrations(source)
     }
 }
@@ -210,7 +218,11 @@ pub(super) fn to_version<'a, DB: Backend>(
 }
 
 /// The result of a plan or a run.
-pub(super) fn summary<DB>(alias: &str, apps: Vec<String>, steps: Vec<Step<'_, DB>>) -> AliasMigrations {
+pub(super) fn summary<DB>(
+    alias: &str,
+    apps: Vec<String>,
+    steps: Vec<Step<'_, DB>>,
+) -> AliasMigrations {
     AliasMigrations {
         alias: alias.to_owned(),
         mirror_of: None,

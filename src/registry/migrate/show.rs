@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{AliasMigrationStatus, AppMigrationStatus, MigrateError};
 use super::plan;
+use super::{AliasMigrationStatus, AppMigrationStatus, MigrateError};
 use crate::registry::databases::Databases;
 use crate::registry::pool::AnyBackend;
 
