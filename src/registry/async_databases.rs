@@ -770,3 +770,88 @@ impl<C: AsyncRegistryConnection> AsyncDatabases<C> {
         crate::AsyncUnitOfWork::new(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DatabaseConfig;
+
+    type Pg = MultiHostConnection<AsyncPgConnection>;
+
+    fn build(config: Config) -> Result<AsyncDatabases<Pg>, BuildError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(config.build_async())
+    }
+
+    #[test]
+    fn aliases_the_registry_cannot_serve_are_named() {
+        let pg = "postgres://app:s3cretpw@127.0.0.1:1/app";
+        let e = build(
+            Config::new()
+                .database("default", DatabaseConfig::new(pg))
+                .database("cache", DatabaseConfig::new("sqlite://:memory:")),
+        )
+        .unwrap_err();
+        assert!(matches!(&e, BuildError::NotAsync { alias, .. } if alias == "cache"));
+        assert_eq!(
+            e.to_string(),
+            "database `cache` cannot be served by the async registry: diesel-async has no SQLite connection (use the sync registry)"
+        );
+        let e = build(
+            Config::new()
+                .database("default", DatabaseConfig::new(pg))
+                .database(
+                    "shop",
+                    DatabaseConfig::new("mysql://u:s3cretpw@127.0.0.1:1/shop"),
+                ),
+        )
+        .unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("database `shop`"), "{text}");
+        assert!(
+            text.contains("it is a mysql database and this registry pools postgres connections"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cretpw"), "{text}");
+    }
+
+    #[test]
+    fn validation_is_the_sync_registrys() {
+        let e = build(Config::new().database("other", DatabaseConfig::new("postgres://h/d")))
+            .unwrap_err();
+        assert!(matches!(e, BuildError::MissingDefault), "{e:?}");
+        let e = build(
+            Config::new()
+                .database("default", DatabaseConfig::new("postgres://h/d"))
+                .app("blog", "nowhere"),
+        )
+        .unwrap_err();
+        assert!(matches!(e, BuildError::AppMapUnknownAlias { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn mirrors_in_test_mode_share_their_primarys_pool() {
+        let dbs: AsyncDatabases<Pg> = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(
+                Config::new()
+                    .database("default", DatabaseConfig::new("postgres://h/d"))
+                    .database("replica", DatabaseConfig::mirror("default"))
+                    .builder()
+                    .test_mirrors(true)
+                    .build_async(),
+            )
+            .unwrap();
+        assert_eq!(dbs.alias("replica").unwrap().served_by(), "default");
+        assert!(Arc::ptr_eq(
+            &dbs.alias("replica").unwrap().attempts,
+            &dbs.alias("default").unwrap().attempts
+        ));
+        assert!(!dbs.uses_bb8());
+    }
+}

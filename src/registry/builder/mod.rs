@@ -801,5 +801,5 @@ pub(crate) fn validate_routes(
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, multidb_sync))]
 mod tests;
