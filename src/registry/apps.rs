@@ -5,13 +5,67 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use diesel::migration::MigrationSource;
-
+#[cfg(multidb_sync)]
 use crate::registry::pool::AnyBackend;
 
-/// A source of migrations usable on every alias (`FileBasedMigrations`, `EmbeddedMigrations`,
-/// or your own).
-pub type AppMigrations = Arc<dyn MigrationSource<AnyBackend> + Send + Sync>;
+/// A source of migrations usable on every alias.
+pub type AppMigrations = Arc<dyn AppMigrationSource>;
+
+/// The supertraits of [`AppMigrationSource`], one per registry compiled in (each is empty
+/// when its registry is not).
+mod bounds {
+    #![allow(unreachable_pub)]
+    use diesel::migration::MigrationSource;
+
+    /// Migrations for the sync registry's [`AnyBackend`](crate::AnyBackend).
+    #[cfg(multidb_sync)]
+    pub trait ForSync: MigrationSource<super::AnyBackend> {}
+    #[cfg(multidb_sync)]
+    impl<S: MigrationSource<super::AnyBackend> + ?Sized> ForSync for S {}
+    /// Nothing: no sync registry.
+    #[cfg(not(multidb_sync))]
+    pub trait ForSync {}
+    #[cfg(not(multidb_sync))]
+    impl<S: ?Sized> ForSync for S {}
+
+    /// Migrations for the async registry's PostgreSQL aliases.
+    #[cfg(feature = "async")]
+    pub trait ForAsyncPg: MigrationSource<diesel::pg::Pg> {}
+    #[cfg(feature = "async")]
+    impl<S: MigrationSource<diesel::pg::Pg> + ?Sized> ForAsyncPg for S {}
+    /// Nothing: no async registry.
+    #[cfg(not(feature = "async"))]
+    pub trait ForAsyncPg {}
+    #[cfg(not(feature = "async"))]
+    impl<S: ?Sized> ForAsyncPg for S {}
+
+    /// Migrations for the async registry's MySQL aliases.
+    #[cfg(feature = "async-mysql")]
+    pub trait ForAsyncMysql: MigrationSource<diesel::mysql::Mysql> {}
+    #[cfg(feature = "async-mysql")]
+    impl<S: MigrationSource<diesel::mysql::Mysql> + ?Sized> ForAsyncMysql for S {}
+    /// Nothing: no async MySQL registry.
+    #[cfg(not(feature = "async-mysql"))]
+    pub trait ForAsyncMysql {}
+    #[cfg(not(feature = "async-mysql"))]
+    impl<S: ?Sized> ForAsyncMysql for S {}
+}
+
+/// A source of an app's migrations for every registry compiled in: Diesel's
+/// `MigrationSource` for the sync registry's [`AnyBackend`](crate::AnyBackend) (with a sync
+/// backend feature), for `Pg` (feature `async`) and for `Mysql` (feature `async-mysql`).
+///
+/// Implemented for every such source: `FileBasedMigrations` and `EmbeddedMigrations`
+/// (`embed_migrations!`) are sources for every backend.
+pub trait AppMigrationSource:
+    bounds::ForSync + bounds::ForAsyncPg + bounds::ForAsyncMysql + Send + Sync + 'static
+{
+}
+
+impl<S> AppMigrationSource for S where
+    S: bounds::ForSync + bounds::ForAsyncPg + bounds::ForAsyncMysql + Send + Sync + 'static
+{
+}
 
 #[derive(Clone)]
 pub(crate) enum MigrationsSpec {
@@ -92,11 +146,9 @@ impl App {
         self
     }
 
-    /// Takes the migrations from a source, e.g. `embed_migrations!("migrations/blog")`.
-    pub fn migrations(
-        mut self,
-        source: impl MigrationSource<AnyBackend> + Send + Sync + 'static,
-    ) -> Self {
+    /// Takes the migrations from a source, e.g. `embed_migrations!("migrations/blog")` (any
+    /// [`AppMigrationSource`]: a source for every registry compiled in).
+    pub fn migrations(mut self, source: impl AppMigrationSource) -> Self {
         self.migrations = MigrationsSpec::Source(Arc::new(source));
         self
     }

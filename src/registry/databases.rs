@@ -1,93 +1,19 @@
 //! The registry of named pools (Django's `connections`) and typed access per model.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::Connection;
 
-use crate::registry::alias_url::Target;
+use crate::registry::alias::{Alias, PoolError};
 use crate::registry::apps::{App, Model, ModelInfo};
+use crate::registry::catalog::Catalog;
 use crate::registry::metrics;
-use crate::registry::pool::{AliasManager, AnyConnection, AttemptLog, ConnectError, PoolSettings};
-use crate::registry::router::{Hints, Route, RouteReason, RouterChain};
-use crate::BackendKind;
-
-/// One alias of the registry: its name, backend, URL (shown redacted) and pool.
-pub struct Alias {
-    pub(crate) name: String,
-    pub(crate) target: Target,
-    pub(crate) mirror_of: Option<String>,
-    pub(crate) settings: PoolSettings,
-    pub(crate) pool: Option<r2d2::Pool<AliasManager>>,
-    /// The connection attempts of the pool that serves this alias.
-    pub(crate) attempts: Arc<AttemptLog>,
-    /// The alias whose pool serves this one (itself, or its primary under `test_mirrors`).
-    pub(crate) served_by: String,
-}
+use crate::registry::pool::{AliasManager, AnyConnection, ConnectError};
+use crate::registry::router::{Hints, Route, RouterChain};
 
 impl Alias {
-    pub(crate) fn new(
-        name: String,
-        target: Target,
-        mirror_of: Option<String>,
-        settings: PoolSettings,
-    ) -> Self {
-        Alias {
-            served_by: name.clone(),
-            name,
-            target,
-            mirror_of,
-            settings,
-            pool: None,
-            attempts: Arc::default(),
-        }
-    }
-
-    /// The alias name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The backend its URL names.
-    pub fn backend(&self) -> BackendKind {
-        self.target.kind
-    }
-
-    /// The alias this one mirrors (is a replica of), if any. Mirrors are never migrated.
-    pub fn mirror_of(&self) -> Option<&str> {
-        self.mirror_of.as_deref()
-    }
-
-    /// The URL as it may be shown: a PostgreSQL URL in its canonical form (key/value strings
-    /// too) with the password and `sslpassword` replaced by `********`, a SQLite URL as
-    /// written.
-    pub fn display_url(&self) -> String {
-        self.target.url.shown().to_owned()
-    }
-
-    /// The alias whose pool serves this one: itself, or its primary when
-    /// [`test_mirrors`](crate::DatabasesBuilder::test_mirrors) is on.
-    pub fn served_by(&self) -> &str {
-        &self.served_by
-    }
-
-    /// The maximum number of pooled connections.
-    pub fn max_size(&self) -> u32 {
-        self.settings.max_size
-    }
-
-    /// How long a checkout waits at most: the pool's `connection_timeout`, or for a
-    /// PostgreSQL alias the URL's `failover_timeout` when that is longer (see
-    /// [`Databases::using`]).
-    pub fn checkout_timeout(&self) -> Duration {
-        self.settings
-            .connection_timeout
-            .max(self.target.failover_timeout().unwrap_or(Duration::ZERO))
-    }
-
     pub(crate) fn pool(&self) -> &r2d2::Pool<AliasManager> {
         self.pool
             .as_ref()
@@ -157,95 +83,6 @@ impl Alias {
                 return Err(fail(Some(e)));
             }
             slice = (slice * 2).min(Duration::from_secs(1));
-        }
-    }
-}
-
-impl fmt::Debug for Alias {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Alias")
-            .field("name", &self.name)
-            .field("backend", &self.target.kind)
-            .field("url", &self.target.url)
-            .field("mirror_of", &self.mirror_of)
-            .field("served_by", &self.served_by)
-            .field("max_size", &self.settings.max_size)
-            .finish()
-    }
-}
-
-/// Why a connection could not be had.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum PoolError {
-    /// No alias of that name is declared.
-    UnknownAlias {
-        /// The alias asked for.
-        alias: String,
-    },
-    /// A router (or the chain's fallback) routed a model to an alias that is not declared
-    /// (only possible for a model not declared in an [`App`], or through hints).
-    RoutedToUnknownAlias {
-        /// The alias.
-        alias: String,
-        /// The model.
-        model: ModelInfo,
-        /// `"read"` or `"write"`.
-        action: &'static str,
-        /// The router (or fallback) that chose the alias.
-        decided_by: RouteReason,
-    },
-    /// No connection came: the last connection attempt failed for good (authentication
-    /// failed, a failing per-connection setup), or none came within the alias's
-    /// [`checkout_timeout`](Alias::checkout_timeout) (the server is down or refuses, or every
-    /// connection is in use).
-    Checkout {
-        /// The alias.
-        alias: String,
-        /// How long the checkout waited.
-        waited: Duration,
-        /// The last connection attempt's error, if one failed (`None`: every connection is
-        /// in use, or attempts are still under way).
-        source: Option<ConnectError>,
-    },
-}
-
-impl fmt::Display for PoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PoolError::UnknownAlias { alias } => write!(f, "no database `{alias}` is declared"),
-            PoolError::RoutedToUnknownAlias {
-                alias,
-                model,
-                action,
-                decided_by,
-            } => write!(
-                f,
-                "{decided_by} routed the {action} of model {model} to database `{alias}`, which is not declared"
-            ),
-            PoolError::Checkout {
-                alias,
-                waited,
-                source,
-            } => {
-                write!(f, "cannot get a connection to database `{alias}`")?;
-                if !source.as_ref().is_some_and(ConnectError::is_permanent) {
-                    write!(f, " within {:.1}s", waited.as_secs_f64())?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for PoolError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            PoolError::Checkout {
-                source: Some(source),
-                ..
-            } => Some(source),
-            _ => None,
         }
     }
 }
@@ -321,77 +158,59 @@ impl DerefMut for PooledConnection {
 /// # }
 /// ```
 pub struct Databases {
-    aliases: Vec<Alias>,
-    router: RouterChain,
-    apps: Vec<App>,
-    /// The config's `[apps]` map (the last router of the chain when not empty).
-    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
-    pub(crate) app_map: BTreeMap<String, String>,
+    pub(crate) catalog: Catalog,
 }
 
 impl fmt::Debug for Databases {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Databases")
-            .field("aliases", &self.aliases)
-            .field("router", &self.router)
-            .field("apps", &self.apps)
+            .field("aliases", &self.catalog.aliases)
+            .field("router", &self.catalog.router)
+            .field("apps", &self.catalog.apps)
             .finish()
     }
 }
 
 impl Databases {
-    pub(crate) fn new(
-        aliases: Vec<Alias>,
-        router: RouterChain,
-        apps: Vec<App>,
-        app_map: BTreeMap<String, String>,
-    ) -> Self {
-        Databases {
-            aliases,
-            router,
-            apps,
-            app_map,
-        }
-    }
-
     /// `text` with the secrets of every alias URL masked.
     #[cfg_attr(not(feature = "cli"), allow(dead_code))]
     pub(crate) fn scrub(&self, text: &str) -> String {
-        crate::redact::scrub_all(
-            text,
-            self.aliases.iter().flat_map(|a| a.target.url.secrets()),
-        )
+        self.catalog.scrub(text)
     }
 
     /// The aliases: `default` first, then by name.
     pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
-        self.aliases.iter()
+        self.catalog.aliases.iter()
     }
 
     /// One alias.
     pub fn alias(&self, name: &str) -> Option<&Alias> {
-        self.aliases.iter().find(|a| a.name == name)
+        self.catalog.alias(name)
     }
 
     /// The router chain (routers given in code, then the config's app map).
     pub fn router(&self) -> &RouterChain {
-        &self.router
+        &self.catalog.router
     }
 
     /// The apps (declared in code and found in the config's `migrations_dir`).
     pub fn apps(&self) -> &[App] {
-        &self.apps
+        &self.catalog.apps
     }
 
     /// Every declared model.
     pub fn models(&self) -> impl Iterator<Item = ModelInfo> + '_ {
-        self.apps.iter().flat_map(|a| a.models.iter().copied())
+        self.catalog.models()
     }
 
     pub(crate) fn require(&self, alias: &str) -> Result<&Alias, PoolError> {
-        self.alias(alias).ok_or_else(|| PoolError::UnknownAlias {
-            alias: alias.to_owned(),
-        })
+        self.catalog.require(alias)
+    }
+
+    /// The apps whose migrations the routers allow on `alias`
+    /// (`allow_migrate(alias, app_label, None, {})`), in declaration order.
+    pub fn apps_allowed_on(&self, alias: &str) -> Vec<&App> {
+        self.catalog.apps_allowed_on(alias)
     }
 
     /// A connection to an explicit alias (Django's `using`).
@@ -417,41 +236,24 @@ impl Databases {
         })
     }
 
-    /// A connection to the alias a router chose for `model`.
+    /// A connection to the alias the router chain chooses for `action` on `model`.
     fn routed(
         &self,
         model: ModelInfo,
         action: &'static str,
-        route: Route,
+        hints: &Hints,
     ) -> Result<PooledConnection, PoolError> {
-        let span = tracing::debug_span!(
-            "route",
-            %model,
-            action,
-            alias = %route.alias,
-            decided_by = %route.reason,
-        );
-        let _entered = span.enter();
-        if self.alias(&route.alias).is_none() {
-            return Err(PoolError::RoutedToUnknownAlias {
-                alias: route.alias,
-                model,
-                action,
-                decided_by: route.reason,
-            });
-        }
-        metrics::routed(&route.alias, action);
-        self.using(&route.alias)
+        self.using(&self.catalog.routed(model, action, hints)?)
     }
 
     /// Where a read of `M` goes, and which router decided.
     pub fn route_read<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
-        self.router.route_read(&M::info(), hints)
+        self.catalog.router.route_read(&M::info(), hints)
     }
 
     /// Where a write of `M` goes, and which router decided.
     pub fn route_write<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
-        self.router.route_write(&M::info(), hints)
+        self.catalog.router.route_write(&M::info(), hints)
     }
 
     /// A connection for reading the model `M` (the router chain's `db_for_read`).
@@ -483,7 +285,7 @@ impl Databases {
         &self,
         hints: &Hints,
     ) -> Result<PooledConnection, PoolError> {
-        self.routed(M::info(), "read", self.route_read::<M>(hints))
+        self.routed(M::info(), "read", hints)
     }
 
     /// [`for_write`](Self::for_write) with hints.
@@ -495,7 +297,7 @@ impl Databases {
         &self,
         hints: &Hints,
     ) -> Result<PooledConnection, PoolError> {
-        self.routed(M::info(), "write", self.route_write::<M>(hints))
+        self.routed(M::info(), "write", hints)
     }
 
     /// Runs `f` in a transaction on the alias that writes `M`: committed when `f` returns

@@ -9,12 +9,16 @@ use std::time::Duration;
 #[cfg(feature = "sqlite")]
 use diesel::connection::SimpleConnection;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
+#[cfg(multidb_sync)]
 use diesel::r2d2::R2D2Connection;
+#[cfg(multidb_sync)]
 use diesel::Connection;
 
+#[cfg(multidb_sync)]
 use crate::registry::alias_url::{Connect, Target};
 use crate::registry::config::DatabaseConfig;
 
+#[cfg(multidb_sync)]
 /// The registry's connection type: one enum over the backends compiled in.
 ///
 /// Diesel's `MultiConnection` derive ignores `#[cfg]` on variants, so the enum is declared
@@ -103,11 +107,6 @@ mod any {
         Mysql(MysqlConnection),
     );
 
-    #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
-    compile_error!(
-        "diesel-multidb needs at least one of the features `postgres`, `sqlite` and `mysql`"
-    );
-
     /// The backend of [`AnyConnection`]: queries generic over it run on every alias.
     pub type AnyBackend = <AnyConnection as Connection>::Backend;
 
@@ -168,11 +167,24 @@ mod any {
     }
 }
 
+#[cfg(multidb_sync)]
 #[cfg(feature = "mysql")]
 use any::MysqlConnection;
+#[cfg(multidb_sync)]
 #[cfg(feature = "postgres")]
 pub use any::PostgresConnection;
+#[cfg(multidb_sync)]
 pub use any::{AnyBackend, AnyConnection};
+
+#[cfg(not(any(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "mysql",
+    feature = "async"
+)))]
+compile_error!(
+    "diesel-multidb needs at least one of the features `postgres`, `sqlite`, `mysql` and `async`"
+);
 
 /// The pool settings with their defaults applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +217,7 @@ impl PoolSettings {
 /// [`DatabasesBuilder::on_statement`](crate::DatabasesBuilder::on_statement).
 pub(crate) type StatementObserver = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
+#[cfg(multidb_sync)]
 /// r2d2's per-connection hook, with this crate's connection and error types: run `SET`
 /// statements or `PRAGMA`s on each new connection of an alias. See
 /// [`DatabasesBuilder::connection_customizer`](crate::DatabasesBuilder::connection_customizer).
@@ -285,6 +298,7 @@ pub(crate) struct AttemptLog {
 
 impl AttemptLog {
     /// How many attempts are under way right now.
+    #[cfg_attr(not(multidb_sync), allow(dead_code))]
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
@@ -294,7 +308,7 @@ impl AttemptLog {
         self.lock().clone()
     }
 
-    fn record(&self, outcome: Result<(), &ConnectError>) {
+    pub(crate) fn record(&self, outcome: Result<(), &ConnectError>) {
         *self.lock() = outcome.err().cloned();
     }
 
@@ -303,6 +317,7 @@ impl AttemptLog {
     }
 }
 
+#[cfg(multidb_sync)]
 /// Opens connections of one alias, always with the backend its URL names (Diesel's derived
 /// `AnyConnection::establish` would try every backend in turn).
 pub(crate) struct AliasManager {
@@ -312,6 +327,7 @@ pub(crate) struct AliasManager {
     pub(crate) attempts: Arc<AttemptLog>,
 }
 
+#[cfg(multidb_sync)]
 impl fmt::Debug for AliasManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AliasManager")
@@ -321,11 +337,13 @@ impl fmt::Debug for AliasManager {
     }
 }
 
+#[cfg(multidb_sync)]
 /// SQLite settings applied to every new connection: wait up to 5 s for a lock held by
 /// another connection, and enforce foreign keys (as Django does).
 #[cfg(feature = "sqlite")]
 const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
 
+#[cfg(multidb_sync)]
 /// Opens one connection to `target` (used by the pools and by `topology`).
 pub(crate) fn establish(target: &Target) -> Result<AnyConnection, ConnectError> {
     match &target.connect {
@@ -358,9 +376,9 @@ pub(crate) fn establish(target: &Target) -> Result<AnyConnection, ConnectError> 
 }
 
 /// Reports each statement to the observer.
-struct Observe {
-    alias: String,
-    observer: StatementObserver,
+pub(crate) struct Observe {
+    pub(crate) alias: String,
+    pub(crate) observer: StatementObserver,
 }
 
 impl Instrumentation for Observe {
@@ -372,10 +390,10 @@ impl Instrumentation for Observe {
 }
 
 /// Counts the attempts under way while it lives.
-struct InFlight<'a>(&'a AttemptLog);
+pub(crate) struct InFlight<'a>(&'a AttemptLog);
 
 impl<'a> InFlight<'a> {
-    fn new(log: &'a AttemptLog) -> Self {
+    pub(crate) fn new(log: &'a AttemptLog) -> Self {
         log.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(log)
     }
@@ -387,6 +405,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
+#[cfg(multidb_sync)]
 impl r2d2::ManageConnection for AliasManager {
     type Connection = AnyConnection;
     type Error = ConnectError;
@@ -418,6 +437,7 @@ impl r2d2::ManageConnection for AliasManager {
     }
 }
 
+#[cfg(multidb_sync)]
 /// Runs the alias's own [`ConnectionCustomizer`], if any, and records a failure as the last
 /// attempt's outcome (a failing `SET` fails the same way every time: checkouts fail at once).
 #[derive(Debug)]
@@ -426,6 +446,7 @@ pub(crate) struct Customize {
     pub(crate) attempts: Arc<AttemptLog>,
 }
 
+#[cfg(multidb_sync)]
 impl r2d2::CustomizeConnection<AnyConnection, ConnectError> for Customize {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), ConnectError> {
         let Some(inner) = &self.inner else {
@@ -445,6 +466,7 @@ impl r2d2::CustomizeConnection<AnyConnection, ConnectError> for Customize {
     }
 }
 
+#[cfg(multidb_sync)]
 /// Logs failed connection attempts with `tracing` (a [`ConnectError`] never holds a
 /// password), then hands them to the alias's own error handler, if any.
 #[derive(Debug)]
@@ -453,6 +475,7 @@ pub(crate) struct LogErrors {
     pub(crate) inner: Option<Box<dyn r2d2::HandleError<ConnectError>>>,
 }
 
+#[cfg(multidb_sync)]
 impl r2d2::HandleError<ConnectError> for LogErrors {
     fn handle_error(&self, error: ConnectError) {
         tracing::warn!(
@@ -470,7 +493,7 @@ impl r2d2::HandleError<ConnectError> for LogErrors {
 
 impl ConnectError {
     /// The chain of sources, `a: b`, for logs.
-    fn source_text(&self) -> Option<String> {
+    pub(crate) fn source_text(&self) -> Option<String> {
         let mut source = std::error::Error::source(self)?;
         let mut text = source.to_string();
         while let Some(next) = source.source() {

@@ -2,14 +2,22 @@
 
 use std::fmt;
 
+#[cfg(multidb_sync)]
 use diesel::connection::TransactionManager;
+#[cfg(multidb_sync)]
 use diesel::Connection;
 
+use crate::registry::alias::PoolError;
+#[cfg(multidb_sync)]
 use crate::registry::apps::Model;
-use crate::registry::databases::{Databases, PoolError, PooledConnection};
+#[cfg(multidb_sync)]
+use crate::registry::databases::{Databases, PooledConnection};
+#[cfg(multidb_sync)]
 use crate::registry::pool::AnyConnection;
+#[cfg(multidb_sync)]
 use crate::registry::router::Hints;
 
+#[cfg(multidb_sync)]
 type Tm = <AnyConnection as Connection>::TransactionManager;
 
 /// Why a unit of work failed.
@@ -120,6 +128,7 @@ impl From<PoolError> for UnitOfWorkError {
     }
 }
 
+#[cfg(multidb_sync)]
 /// A transaction on each alias it touches, committed together or rolled back together as far
 /// as the servers allow.
 ///
@@ -164,6 +173,7 @@ pub struct UnitOfWork<'a> {
     open: Vec<PooledConnection>,
 }
 
+#[cfg(multidb_sync)]
 impl fmt::Debug for UnitOfWork<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnitOfWork")
@@ -172,6 +182,7 @@ impl fmt::Debug for UnitOfWork<'_> {
     }
 }
 
+#[cfg(multidb_sync)]
 impl<'a> UnitOfWork<'a> {
     pub(crate) fn new(databases: &'a Databases) -> Self {
         UnitOfWork {
@@ -288,6 +299,7 @@ impl<'a> UnitOfWork<'a> {
     }
 }
 
+#[cfg(multidb_sync)]
 impl Databases {
     /// Starts a unit of work across aliases; see [`UnitOfWork`] (and its caveats: it is not
     /// two-phase commit).
@@ -323,6 +335,7 @@ impl Databases {
     }
 }
 
+#[cfg(multidb_sync)]
 fn in_transaction(conn: &mut AnyConnection) -> bool {
     use diesel::connection::TransactionManagerStatus;
     match Tm::transaction_manager_status_mut(conn) {
@@ -331,8 +344,10 @@ fn in_transaction(conn: &mut AnyConnection) -> bool {
     }
 }
 
+#[cfg(multidb_sync)]
 type RollbackOutcome = (Vec<String>, Vec<(String, diesel::result::Error)>);
 
+#[cfg(multidb_sync)]
 fn roll_back(conns: impl Iterator<Item = PooledConnection>) -> RollbackOutcome {
     let mut done = Vec::new();
     let mut failed = Vec::new();
@@ -345,6 +360,7 @@ fn roll_back(conns: impl Iterator<Item = PooledConnection>) -> RollbackOutcome {
     (done, failed)
 }
 
+#[cfg(multidb_sync)]
 impl Drop for UnitOfWork<'_> {
     fn drop(&mut self) {
         if self.open.is_empty() {

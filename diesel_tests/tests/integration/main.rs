@@ -4,6 +4,7 @@ mod async_consistency;
 mod async_failover;
 mod async_mysql;
 mod async_pools;
+mod async_registry;
 mod async_routing;
 mod cluster_smoke;
 mod consistency;

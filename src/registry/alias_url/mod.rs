@@ -151,6 +151,7 @@ pub(crate) fn shown(url: &str) -> Redacted {
 }
 
 /// Checks that the backend `target` names is compiled in.
+#[cfg(multidb_sync)]
 pub(crate) fn require_compiled(target: &Target) -> Result<(), UrlError> {
     let compiled = match target.kind {
         BackendKind::Postgres => cfg!(feature = "postgres"),

@@ -1,18 +1,25 @@
 //! Validating a configuration and building the registry: [`DatabasesBuilder`].
 
-use std::collections::{BTreeMap, BTreeSet};
+#[cfg(multidb_sync)]
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::registry::alias_url;
+use crate::registry::alias::Alias;
+use crate::registry::alias_url::{self, Target};
 use crate::registry::apps::{App, MigrationsSpec};
+use crate::registry::catalog::Catalog;
 use crate::registry::config::{Config, DatabaseConfig, DEFAULT_ALIAS};
-use crate::registry::databases::{Alias, Databases};
+#[cfg(multidb_sync)]
+use crate::registry::databases::Databases;
+#[cfg(multidb_sync)]
 use crate::registry::pool::{
     AliasManager, AnyConnection, AttemptLog, ConnectError, ConnectionCustomizer, Customize,
-    LogErrors, PoolSettings, StatementObserver,
+    LogErrors,
 };
+use crate::registry::pool::{PoolSettings, StatementObserver};
 use crate::registry::router::{AppLabelRouter, DatabaseRouter, Hints, RouterChain};
 use crate::ConnectionStringError;
 
@@ -111,6 +118,15 @@ pub enum BuildError {
         /// The model, `app_label.model_name`.
         model: String,
     },
+    /// The async registry cannot serve an alias: a SQLite alias (diesel-async has no SQLite
+    /// connection), an alias of a backend other than the registry's connection type, or an
+    /// alias given an r2d2 hook ([`DatabasesBuilder::connection_customizer`], ...).
+    NotAsync {
+        /// The alias.
+        alias: String,
+        /// Why, e.g. `sqlite has no async connection`.
+        reason: String,
+    },
     /// An app's migrations directory could not be read.
     Migrations {
         /// The app label (or `*` for the config's `migrations_dir` itself).
@@ -174,6 +190,10 @@ impl fmt::Display for BuildError {
             BuildError::ModelInWrongApp { app, model } => {
                 write!(f, "model {model} is declared in app `{app}`")
             }
+            BuildError::NotAsync { alias, reason } => write!(
+                f,
+                "database `{alias}` cannot be served by the async registry: {reason}"
+            ),
             BuildError::Migrations { app, dir, .. } => {
                 write!(f, "cannot read the migrations of app `{app}` in {}", dir.display())
             }
@@ -206,6 +226,7 @@ impl Config {
     /// # Errors
     ///
     /// See [`DatabasesBuilder::build`].
+    #[cfg(multidb_sync)]
     pub fn build(self) -> Result<Databases, BuildError> {
         self.builder().build()
     }
@@ -238,10 +259,15 @@ pub struct DatabasesBuilder {
     apps: Vec<App>,
     test_mirrors: bool,
     observer: Option<StatementObserver>,
+    #[cfg(multidb_sync)]
     hooks: BTreeMap<String, Hooks>,
+    /// bb8 pools for the async registry instead of deadpool.
+    #[cfg(feature = "bb8")]
+    pub(crate) bb8: bool,
 }
 
 /// r2d2's hooks for one alias.
+#[cfg(multidb_sync)]
 #[derive(Debug, Default)]
 struct Hooks {
     customizer: Option<ConnectionCustomizer>,
@@ -257,8 +283,7 @@ impl fmt::Debug for DatabasesBuilder {
             .field("apps", &self.apps)
             .field("test_mirrors", &self.test_mirrors)
             .field("on_statement", &self.observer.is_some())
-            .field("hooks", &self.hooks)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -271,7 +296,10 @@ impl DatabasesBuilder {
             apps: Vec::new(),
             test_mirrors: false,
             observer: None,
+            #[cfg(multidb_sync)]
             hooks: BTreeMap::new(),
+            #[cfg(feature = "bb8")]
+            bb8: false,
         }
     }
 
@@ -349,6 +377,7 @@ impl DatabasesBuilder {
     /// # Ok(())
     /// # }
     /// ```
+    #[cfg(multidb_sync)]
     pub fn connection_customizer(
         mut self,
         alias: impl Into<String>,
@@ -360,6 +389,7 @@ impl DatabasesBuilder {
 
     /// Hands the pool events of `alias` (acquire, release, checkout, checkin, timeout) to
     /// `handler` (r2d2's `HandleEvent`). Defaults to none.
+    #[cfg(multidb_sync)]
     pub fn event_handler(
         mut self,
         alias: impl Into<String>,
@@ -371,6 +401,7 @@ impl DatabasesBuilder {
 
     /// Hands every failed connection attempt of `alias` to `handler` (r2d2's `HandleError`),
     /// after it is logged with `tracing` at `WARN`. Defaults to none.
+    #[cfg(multidb_sync)]
     pub fn error_handler(
         mut self,
         alias: impl Into<String>,
@@ -394,14 +425,104 @@ impl DatabasesBuilder {
     /// router's declared aliases, or the routing of a declared model naming an undeclared
     /// alias; two apps with one label; a model declared in the wrong app; an unreadable
     /// migrations directory.
+    #[cfg(multidb_sync)]
     pub fn build(self) -> Result<Databases, BuildError> {
+        let (mut hooks, prepared) = self.take_hooks();
+        if let Some((alias, h)) = hooks
+            .iter()
+            .find(|(a, _)| !prepared.config.databases.contains_key(*a))
+        {
+            let hook = if h.customizer.is_some() {
+                "connection_customizer"
+            } else if h.event_handler.is_some() {
+                "event_handler"
+            } else {
+                "error_handler"
+            };
+            return Err(BuildError::HookForUnknownAlias {
+                alias: alias.clone(),
+                hook,
+            });
+        }
+        let Prepared {
+            mut catalog,
+            observer,
+            ..
+        } = prepared.prepare(|name, target| {
+            alias_url::require_compiled(target).map_err(|e| bad_url(name, e))
+        })?;
+
+        // Pools: a mirror in test mode shares its primary's pool.
+        let mut pools = Vec::with_capacity(catalog.aliases.len());
+        for alias in &catalog.aliases {
+            let s = alias.settings;
+            let Hooks {
+                customizer,
+                event_handler,
+                error_handler,
+            } = hooks.remove(&alias.name).unwrap_or_default();
+            let attempts = Arc::new(AttemptLog::default());
+            let manager = AliasManager {
+                alias: alias.name.clone(),
+                target: alias.target.clone(),
+                observer: observer.clone(),
+                attempts: attempts.clone(),
+            };
+            let mut builder = r2d2::Pool::builder()
+                .max_size(s.max_size)
+                .min_idle(Some(s.min_idle))
+                .connection_timeout(s.connection_timeout)
+                .idle_timeout(s.idle_timeout)
+                .max_lifetime(s.max_lifetime)
+                .error_handler(Box::new(LogErrors {
+                    alias: alias.name.clone(),
+                    inner: error_handler,
+                }))
+                .connection_customizer(Box::new(Customize {
+                    inner: customizer,
+                    attempts: attempts.clone(),
+                }));
+            if let Some(handler) = event_handler {
+                builder = builder.event_handler(handler);
+            }
+            pools.push((builder.build_unchecked(manager), attempts));
+        }
+        let served: Vec<usize> = catalog.aliases.iter().map(|a| catalog.serving(a)).collect();
+        for (alias, i) in catalog.aliases.iter_mut().zip(served) {
+            alias.pool = Some(pools[i].0.clone());
+            alias.attempts = pools[i].1.clone();
+        }
+        Ok(Databases { catalog })
+    }
+
+    /// The hooks given in code, apart (they exist only for the sync registry).
+    #[cfg(multidb_sync)]
+    fn take_hooks(mut self) -> (BTreeMap<String, Hooks>, Self) {
+        (std::mem::take(&mut self.hooks), self)
+    }
+
+    /// The aliases given r2d2 hooks (which the async registry cannot run).
+    #[cfg(feature = "async")]
+    pub(crate) fn hooked_aliases(&self) -> Vec<String> {
+        #[cfg(multidb_sync)]
+        return self.hooks.keys().cloned().collect();
+        #[cfg(not(multidb_sync))]
+        Vec::new()
+    }
+
+    /// Validates everything but the pools: the part of [`build`](Self::build) shared with
+    /// the async registry. `check` says whether the registry can serve an alias's target.
+    pub(crate) fn prepare(
+        self,
+        check: impl Fn(&str, &Target) -> Result<(), BuildError>,
+    ) -> Result<Prepared, BuildError> {
         let DatabasesBuilder {
             config,
             mut routers,
             apps,
             test_mirrors,
             observer,
-            mut hooks,
+            ..
         } = self;
         let dbs = &config.databases;
         if let Some(var) = config.unmatched_env_overrides.first() {
@@ -418,20 +539,6 @@ impl DatabasesBuilder {
         if !dbs.contains_key(DEFAULT_ALIAS) {
             return Err(BuildError::MissingDefault);
         }
-        if let Some((alias, h)) = hooks.iter().find(|(a, _)| !dbs.contains_key(*a)) {
-            let hook = if h.customizer.is_some() {
-                "connection_customizer"
-            } else if h.event_handler.is_some() {
-                "event_handler"
-            } else {
-                "error_handler"
-            };
-            return Err(BuildError::HookForUnknownAlias {
-                alias: alias.clone(),
-                hook,
-            });
-        }
-
         // Aliases: `default` first, then by name.
         let mut names: Vec<&String> = dbs.keys().collect();
         names.sort_by_key(|n| (n.as_str() != DEFAULT_ALIAS, n.as_str()));
@@ -459,13 +566,8 @@ impl DatabasesBuilder {
         for name in &names {
             let db = &dbs[*name];
             let url = effective_url(name, db, dbs)?;
-            let bad_url = |e: alias_url::UrlError| BuildError::BadUrl {
-                alias: (*name).clone(),
-                reason: e.reason,
-                source: e.source.map(Box::new),
-            };
-            let mut target = alias_url::parse(&url).map_err(bad_url)?;
-            alias_url::require_compiled(&target).map_err(bad_url)?;
+            let mut target = alias_url::parse(&url).map_err(|e| bad_url(name, e))?;
+            check(name, &target)?;
             if db.mirror_of.is_some() {
                 target = target.for_mirror();
             }
@@ -514,56 +616,52 @@ impl DatabasesBuilder {
         let apps = resolve_apps(apps, config.resolved_migrations_dir())?;
         validate_routes(&routers, &apps, |a| dbs.contains_key(a))?;
 
-        // Pools: a mirror in test mode shares its primary's pool.
-        let mut pools = Vec::with_capacity(aliases.len());
-        for alias in &aliases {
-            let s = alias.settings;
-            let Hooks {
-                customizer,
-                event_handler,
-                error_handler,
-            } = hooks.remove(&alias.name).unwrap_or_default();
-            let attempts = Arc::new(AttemptLog::default());
-            let manager = AliasManager {
-                alias: alias.name.clone(),
-                target: alias.target.clone(),
-                observer: observer.clone(),
-                attempts: attempts.clone(),
-            };
-            let mut builder = r2d2::Pool::builder()
-                .max_size(s.max_size)
-                .min_idle(Some(s.min_idle))
-                .connection_timeout(s.connection_timeout)
-                .idle_timeout(s.idle_timeout)
-                .max_lifetime(s.max_lifetime)
-                .error_handler(Box::new(LogErrors {
-                    alias: alias.name.clone(),
-                    inner: error_handler,
-                }))
-                .connection_customizer(Box::new(Customize {
-                    inner: customizer,
-                    attempts: attempts.clone(),
-                }));
-            if let Some(handler) = event_handler {
-                builder = builder.event_handler(handler);
+        // A mirror in test mode is served by its primary's pool.
+        if test_mirrors {
+            for alias in &mut aliases {
+                if let Some(primary) = &alias.mirror_of {
+                    alias.served_by = primary.clone();
+                }
             }
-            pools.push((builder.build_unchecked(manager), attempts));
-        }
-        for (i, alias) in aliases.iter_mut().enumerate() {
-            let serve_from = match (&alias.mirror_of, test_mirrors) {
-                (Some(primary), true) => names.iter().position(|n| *n == primary).unwrap_or(i),
-                _ => i,
-            };
-            alias.pool = Some(pools[serve_from].0.clone());
-            alias.attempts = pools[serve_from].1.clone();
-            alias.served_by = names[serve_from].clone();
         }
         tracing::debug!(
             aliases = ?aliases.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
             routers = ?routers,
             "database registry built"
         );
-        Ok(Databases::new(aliases, routers, apps, config.apps.clone()))
+        let app_map = config.apps.clone();
+        Ok(Prepared {
+            catalog: Catalog {
+                aliases,
+                router: routers,
+                apps,
+                app_map,
+            },
+            observer,
+        })
+    }
+}
+
+/// A validated configuration, without pools.
+pub(crate) struct Prepared {
+    pub(crate) catalog: Catalog,
+    pub(crate) observer: Option<StatementObserver>,
+}
+
+impl Catalog {
+    /// The position of the alias whose pool serves `alias`.
+    pub(crate) fn serving(&self, alias: &Alias) -> usize {
+        self.position(&alias.served_by)
+            .expect("an alias is served by a declared alias")
+    }
+}
+
+/// The error of an alias's unusable URL.
+pub(crate) fn bad_url(alias: &str, e: alias_url::UrlError) -> BuildError {
+    BuildError::BadUrl {
+        alias: alias.to_owned(),
+        reason: e.reason,
+        source: e.source.map(Box::new),
     }
 }
 
@@ -703,5 +801,5 @@ pub(crate) fn validate_routes(
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, multidb_sync))]
 mod tests;

@@ -399,13 +399,13 @@ fn probe_model(app: &str) -> ModelInfo {
 fn capture_warnings(databases: &Databases) -> Vec<String> {
     let chain = databases.router();
     let routers: Vec<&dyn DatabaseRouter> = chain.routers().collect();
-    if databases.app_map.is_empty() || routers.is_empty() {
+    if databases.catalog.app_map.is_empty() || routers.is_empty() {
         return Vec::new();
     }
     let map_index = routers.len() - 1;
     let hints = Hints::new();
     let mut warnings = Vec::new();
-    for (app, mapped) in &databases.app_map {
+    for (app, mapped) in &databases.catalog.app_map {
         let declared: Vec<ModelInfo> = databases
             .models()
             .filter(|m| m.app_label() == app)
@@ -482,7 +482,7 @@ fn check(databases: &Databases, connect: bool, out: Out<'_>) -> Result<(), Strin
         );
     }
     for (i, r) in databases.router().routers().enumerate() {
-        let from_config = !databases.app_map.is_empty() && i + 1 == router_count;
+        let from_config = !databases.catalog.app_map.is_empty() && i + 1 == router_count;
         let _ = writeln!(
             t,
             "  {}. {}{}",

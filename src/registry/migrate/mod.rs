@@ -17,12 +17,18 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::registry::databases::PoolError;
+use crate::registry::alias::PoolError;
 
 mod plan;
-mod records;
+pub(crate) mod records;
 mod run;
+#[cfg(multidb_sync)]
 mod show;
+
+#[cfg(feature = "async")]
+pub(crate) use plan::MigrationBackend;
+#[cfg(feature = "async")]
+pub(crate) use run::{run_alias, Goal};
 
 /// The name of the table that records applied migrations on every migrated alias.
 pub const MIGRATIONS_TABLE: &str = "__diesel_multidb_migrations";

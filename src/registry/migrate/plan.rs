@@ -1,99 +1,118 @@
 //! What would run where: the pending migrations of every allowed app (forwards), or what
 //! takes one app to a version (backwards, then forwards).
 
+use diesel::backend::Backend;
 use diesel::migration::Migration;
 
-use super::records::{self, Applied};
-use super::{AliasMigrations, Direction, MigrateError, MigrateTo, PlannedMigration};
-use crate::registry::apps::App;
-use crate::registry::databases::{Databases, PooledConnection};
-use crate::registry::pool::AnyBackend;
-use crate::registry::router::Hints;
+use super::records::{self, Applied, RecordsConnection};
+use super::{AliasMigrations, BoxError, Direction, MigrateError, MigrateTo, PlannedMigration};
+use crate::registry::alias::Alias;
+use crate::registry::apps::{App, AppMigrationSource};
+use crate::registry::catalog::Catalog;
 
 /// An app's migrations, sorted by version.
-pub(super) type AppMigrationList = (String, Vec<Box<dyn Migration<AnyBackend>>>);
+pub(super) type AppMigrationList<DB> = (String, Vec<Box<dyn Migration<DB>>>);
 
 /// One step of a plan: the planned migration and, when it has files, the migration.
-pub(super) struct Step<'a> {
+pub(super) struct Step<'a, DB> {
     pub(super) planned: PlannedMigration,
-    pub(super) migration: &'a dyn Migration<AnyBackend>,
+    pub(super) migration: &'a dyn Migration<DB>,
 }
 
-/// A plan for one alias, with the connection it read the records through (none when the
-/// alias is a SQLite file that does not exist yet: it has no records, and planning must not
-/// create it).
-pub(super) struct AliasPlan {
-    pub(super) conn: Option<PooledConnection>,
-    pub(super) applied: Applied,
+/// A backend a registry migrates: the migrations of an app's source for it.
+#[allow(unreachable_pub)]
+pub trait MigrationBackend: Backend {
+    /// The migrations `source` has for this backend.
+    fn migrations_of(
+        source: &dyn AppMigrationSource,
+    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError>;
 }
 
-fn version_of(m: &dyn Migration<AnyBackend>) -> String {
+#[cfg(multidb_sync)]
+impl MigrationBackend for crate::registry::pool::AnyBackend {
+    fn migrations_of(
+        source: &dyn AppMigrationSource,
+    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
+        diesel::migration::MigrationSource::<Self>::migrations(source)
+    }
+}
+
+#[cfg(feature = "async")]
+impl MigrationBackend for diesel::pg::Pg {
+    fn migrations_of(
+        source: &dyn AppMigrationSource,
+    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
+        diesel::migration::MigrationSource::<Self>::migrations(source)
+    }
+}
+
+#[cfg(feature = "async-mysql")]
+impl MigrationBackend for diesel::mysql::Mysql {
+    fn migrations_of(
+        source: &dyn AppMigrationSource,
+    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
+        diesel::migration::MigrationSource::<Self>::migrations(source)
+    }
+}
+
+fn version_of<DB: Backend>(m: &dyn Migration<DB>) -> String {
     m.name().version().to_string()
 }
 
-impl Databases {
-    /// The apps whose migrations the routers allow on `alias`
-    /// (`allow_migrate(alias, app_label, None, {})`), in declaration order.
-    pub fn apps_allowed_on(&self, alias: &str) -> Vec<&App> {
-        self.apps()
-            .iter()
-            .filter(|a| {
-                self.router()
-                    .allow_migrate(alias, &a.label, None, &Hints::new())
-            })
-            .collect()
-    }
+/// The migrations of `app` for `DB`, sorted by version.
+pub(super) fn app_migrations<DB: MigrationBackend>(
+    app: &App,
+) -> Result<AppMigrationList<DB>, MigrateError> {
+    let mut list = match app.source() {
+        Some(source) => DB::migrations_of(&**source).map_err(|source| MigrateError::Source {
+            app: app.label.clone(),
+            source,
+        })?,
+        None => Vec::new(),
+    };
+    list.sort_by_key(|m| version_of(&**m));
+    Ok((app.label.clone(), list))
+}
 
-    /// The migrations of `app`, sorted by version.
-    pub(super) fn app_migrations(&self, app: &App) -> Result<AppMigrationList, MigrateError> {
-        let mut list = match app.source() {
-            Some(source) => source.migrations().map_err(|source| MigrateError::Source {
-                app: app.label.clone(),
-                source,
-            })?,
-            None => Vec::new(),
-        };
-        list.sort_by_key(|m| version_of(&**m));
-        Ok((app.label.clone(), list))
-    }
+/// The migrations of every app allowed on `alias` that has migrations.
+pub(super) fn migrations_for<DB: MigrationBackend>(
+    catalog: &Catalog,
+    alias: &str,
+) -> Result<Vec<AppMigrationList<DB>>, MigrateError> {
+    catalog
+        .apps_allowed_on(alias)
+        .into_iter()
+        .filter(|a| a.source().is_some())
+        .map(app_migrations)
+        .collect()
+}
 
-    /// The migrations of every app allowed on `alias` that has migrations.
-    pub(super) fn migrations_for(
-        &self,
-        alias: &str,
-    ) -> Result<Vec<AppMigrationList>, MigrateError> {
-        self.apps_allowed_on(alias)
-            .into_iter()
-            .filter(|a| a.source().is_some())
-            .map(|a| self.app_migrations(a))
-            .collect()
+/// Reads the records of `alias` through the connection `connect` gives, returned with them.
+/// Without `apply`, a SQLite file that does not exist is not created (nor connected to): it
+/// has no records.
+pub(super) fn read_records<G, C>(
+    entry: &Alias,
+    apply: bool,
+    connect: impl FnOnce() -> Result<G, MigrateError>,
+) -> Result<(Option<G>, Applied), MigrateError>
+where
+    G: std::ops::DerefMut<Target = C>,
+    C: RecordsConnection,
+{
+    if !apply && entry.target.is_missing_sqlite_file() {
+        return Ok((None, Applied::new()));
     }
-
-    /// Reads the records of `alias`. Without `apply`, a SQLite file that does not exist is
-    /// not created: it has no records.
-    pub(super) fn read_records(&self, alias: &str, apply: bool) -> Result<AliasPlan, MigrateError> {
-        let entry = self.require(alias)?;
-        if !apply && entry.target.is_missing_sqlite_file() {
-            return Ok(AliasPlan {
-                conn: None,
-                applied: Applied::new(),
-            });
-        }
-        let mut conn = self.using(alias)?;
-        let applied = records::applied(&mut conn, alias)?;
-        Ok(AliasPlan {
-            conn: Some(conn),
-            applied,
-        })
-    }
+    let mut conn = connect()?;
+    let applied = records::applied(&mut *conn, entry.name())?;
+    Ok((Some(conn), applied))
 }
 
 /// The pending migrations of `lists`, app by app, each in version order.
-pub(super) fn forward<'a>(
+pub(super) fn forward<'a, DB: Backend>(
     alias: &str,
-    lists: &'a [AppMigrationList],
+    lists: &'a [AppMigrationList<DB>],
     applied: &Applied,
-) -> Vec<Step<'a>> {
+) -> Vec<Step<'a, DB>> {
     let mut steps = Vec::new();
     for (app, list) in lists {
         for m in list {
@@ -117,12 +136,12 @@ pub(super) fn forward<'a>(
 
 /// What takes `app` on `alias` to `to`: the applied migrations after it reverted, newest
 /// first, then the pending ones up to it applied, oldest first.
-pub(super) fn to_version<'a>(
+pub(super) fn to_version<'a, DB: Backend>(
     alias: &str,
-    (app, list): &'a AppMigrationList,
+    (app, list): &'a AppMigrationList<DB>,
     applied: &Applied,
     to: &MigrateTo,
-) -> Result<Vec<Step<'a>>, MigrateError> {
+) -> Result<Vec<Step<'a, DB>>, MigrateError> {
     let keep = match to {
         MigrateTo::Zero => None,
         // Nothing is after "the latest": nothing is reverted.
@@ -199,7 +218,11 @@ pub(super) fn to_version<'a>(
 }
 
 /// The result of a plan or a run.
-pub(super) fn summary(alias: &str, apps: Vec<String>, steps: Vec<Step<'_>>) -> AliasMigrations {
+pub(super) fn summary<DB>(
+    alias: &str,
+    apps: Vec<String>,
+    steps: Vec<Step<'_, DB>>,
+) -> AliasMigrations {
     AliasMigrations {
         alias: alias.to_owned(),
         mirror_of: None,

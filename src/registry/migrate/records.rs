@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use diesel::prelude::*;
 
 use super::{MigrateError, PlannedMigration, MIGRATIONS_TABLE};
-use crate::registry::pool::AnyConnection;
 use crate::BackendKind;
 
 diesel::table! {
@@ -16,7 +15,7 @@ diesel::table! {
     }
 }
 
-use self::__diesel_multidb_migrations as records;
+pub(crate) use self::__diesel_multidb_migrations as records;
 
 const CREATE_RECORDS: &str = "CREATE TABLE IF NOT EXISTS __diesel_multidb_migrations (\
     app_label VARCHAR(255) NOT NULL, \
@@ -29,9 +28,9 @@ const CREATE_RECORDS: &str = "CREATE TABLE IF NOT EXISTS __diesel_multidb_migrat
 pub(super) type Applied = BTreeSet<(String, String)>;
 
 #[derive(QueryableByName)]
-struct Present {
+pub(crate) struct Present {
     #[diesel(sql_type = diesel::sql_types::Bool)]
-    present: bool,
+    pub(crate) present: bool,
 }
 
 fn records_error(alias: &str) -> impl Fn(diesel::result::Error) -> MigrateError + '_ {
@@ -41,34 +40,114 @@ fn records_error(alias: &str) -> impl Fn(diesel::result::Error) -> MigrateError 
     }
 }
 
-/// Migrations and their records live on the primary: a multi-host connection reads them
-/// there, never on a standby that may not have replayed the last migration yet. The pin is
-/// forgotten when the connection goes back to its pool.
-fn on_primary(conn: &mut AnyConnection) {
-    match conn {
+/// A (sync) connection migrations and their records run on: the sync registry's
+/// [`AnyConnection`](crate::AnyConnection), or the async registry's pooled connection
+/// behind diesel-async's `AsyncConnectionWrapper`. The queries on the records table are
+/// written once, in [`records_connection!`].
+#[allow(unreachable_pub)]
+pub trait RecordsConnection: Connection + 'static {
+    /// The server kind (for the query that finds the records table).
+    fn kind(&self) -> BackendKind;
+    /// Migrations and their records live on the primary: a multi-host connection reads them
+    /// there, never on a standby that may not have replayed the last migration yet. The pin
+    /// is forgotten when the connection goes back to its pool.
+    fn on_primary(&mut self);
+    /// Whether the records table exists, by `probe`.
+    fn probe(&mut self, probe: &str) -> QueryResult<bool>;
+    /// The recorded `(app_label, version)` pairs.
+    fn records(&mut self) -> QueryResult<Vec<(String, String)>>;
+    /// Records an applied migration.
+    fn insert(&mut self, m: &PlannedMigration) -> QueryResult<()>;
+    /// Removes the record of a reverted migration.
+    fn delete(&mut self, m: &PlannedMigration) -> QueryResult<()>;
+}
+
+/// Implements [`RecordsConnection`] for a connection type: `$kind` and `$pin` are closures
+/// over the connection.
+macro_rules! records_connection {
+    ($ty:ty, $kind:expr, $pin:expr) => {
+        impl $crate::registry::migrate::records::RecordsConnection for $ty {
+            fn kind(&self) -> $crate::BackendKind {
+                ($kind)(self)
+            }
+            fn on_primary(&mut self) {
+                ($pin)(self)
+            }
+            fn probe(&mut self, probe: &str) -> diesel::QueryResult<bool> {
+                use diesel::RunQueryDsl;
+                diesel::sql_query(probe)
+                    .get_result::<$crate::registry::migrate::records::Present>(self)
+                    .map(|p| p.present)
+            }
+            fn records(&mut self) -> diesel::QueryResult<Vec<(String, String)>> {
+                use diesel::prelude::*;
+                use $crate::registry::migrate::records::records as r;
+                r::table.select((r::app_label, r::version)).load(self)
+            }
+            fn insert(
+                &mut self,
+                m: &$crate::registry::migrate::PlannedMigration,
+            ) -> diesel::QueryResult<()> {
+                use diesel::prelude::*;
+                use $crate::registry::migrate::records::records as r;
+                diesel::insert_into(r::table)
+                    .values((
+                        r::app_label.eq(&m.app),
+                        r::version.eq(&m.version),
+                        r::name.eq(&m.name),
+                    ))
+                    .execute(self)
+                    .map(drop)
+            }
+            fn delete(
+                &mut self,
+                m: &$crate::registry::migrate::PlannedMigration,
+            ) -> diesel::QueryResult<()> {
+                use diesel::prelude::*;
+                use $crate::registry::migrate::records::records as r;
+                diesel::delete(
+                    r::table
+                        .filter(r::app_label.eq(&m.app))
+                        .filter(r::version.eq(&m.version)),
+                )
+                .execute(self)
+                .map(drop)
+            }
+        }
+    };
+}
+#[cfg(feature = "async")]
+pub(crate) use records_connection;
+
+#[cfg(multidb_sync)]
+records_connection!(
+    crate::registry::pool::AnyConnection,
+    crate::registry::pool::AnyConnection::backend_kind,
+    |conn: &mut crate::registry::pool::AnyConnection| match conn {
         #[cfg(feature = "postgres")]
-        AnyConnection::Postgres(conn) => conn.pin_to_primary(),
+        crate::registry::pool::AnyConnection::Postgres(conn) => conn.pin_to_primary(),
         #[cfg(feature = "mysql")]
-        AnyConnection::Mysql(conn) => conn.pin_to_primary(),
+        crate::registry::pool::AnyConnection::Mysql(conn) => conn.pin_to_primary(),
         #[allow(unreachable_patterns)]
         _ => {}
     }
-}
+);
 
 /// Creates the records table if it does not exist.
-pub(super) fn create(conn: &mut AnyConnection, alias: &str) -> Result<(), MigrateError> {
-    on_primary(conn);
-    diesel::sql_query(CREATE_RECORDS)
-        .execute(conn)
-        .map(drop)
+pub(super) fn create<C: RecordsConnection>(conn: &mut C, alias: &str) -> Result<(), MigrateError> {
+    conn.on_primary();
+    conn.batch_execute(CREATE_RECORDS)
         .map_err(records_error(alias))
 }
 
 /// The pairs recorded on the alias (none when the records table does not exist yet: reading
 /// never writes).
-pub(super) fn applied(conn: &mut AnyConnection, alias: &str) -> Result<Applied, MigrateError> {
-    on_primary(conn);
-    let probe = match conn.backend_kind() {
+pub(super) fn applied<C: RecordsConnection>(
+    conn: &mut C,
+    alias: &str,
+) -> Result<Applied, MigrateError> {
+    conn.on_primary();
+    let probe = match conn.kind() {
         BackendKind::Postgres => {
             "SELECT (to_regclass('__diesel_multidb_migrations') IS NOT NULL) AS present"
         }
@@ -83,38 +162,9 @@ pub(super) fn applied(conn: &mut AnyConnection, alias: &str) -> Result<Applied, 
         }
     };
     debug_assert!(probe.contains(MIGRATIONS_TABLE));
-    let present = diesel::sql_query(probe)
-        .get_result::<Present>(conn)
-        .map_err(records_error(alias))?;
-    if !present.present {
+    if !conn.probe(probe).map_err(records_error(alias))? {
         return Ok(Applied::new());
     }
-    let rows = records::table
-        .select((records::app_label, records::version))
-        .load::<(String, String)>(conn)
-        .map_err(records_error(alias))?;
+    let rows = conn.records().map_err(records_error(alias))?;
     Ok(rows.into_iter().collect())
-}
-
-/// Records an applied migration.
-pub(super) fn insert(conn: &mut AnyConnection, m: &PlannedMigration) -> QueryResult<()> {
-    diesel::insert_into(records::table)
-        .values((
-            records::app_label.eq(&m.app),
-            records::version.eq(&m.version),
-            records::name.eq(&m.name),
-        ))
-        .execute(conn)
-        .map(drop)
-}
-
-/// Removes the record of a reverted migration.
-pub(super) fn delete(conn: &mut AnyConnection, m: &PlannedMigration) -> QueryResult<()> {
-    diesel::delete(
-        records::table
-            .filter(records::app_label.eq(&m.app))
-            .filter(records::version.eq(&m.version)),
-    )
-    .execute(conn)
-    .map(drop)
 }

@@ -3,26 +3,31 @@
 
 use std::time::Instant;
 
-use diesel::migration::Migration;
-use diesel::Connection;
+use std::ops::DerefMut;
 
-use super::plan::{self, Step};
-use super::records;
+use diesel::migration::Migration;
+
+use super::plan::{self, MigrationBackend, Step};
+use super::records::{self, RecordsConnection};
 use super::{
     AliasMigrations, BoxError, Direction, MigrateError, MigrateEvent, MigrateTo, PlannedMigration,
 };
+use crate::registry::catalog::Catalog;
+#[cfg(multidb_sync)]
 use crate::registry::databases::Databases;
 use crate::registry::metrics;
-use crate::registry::pool::{AnyBackend, AnyConnection};
+#[cfg(multidb_sync)]
+use crate::registry::pool::AnyBackend;
 
 /// What to run on an alias.
-enum Goal<'a> {
+pub(crate) enum Goal<'a> {
     /// Every pending migration of every allowed app.
     Latest,
     /// One app to a version.
     App(&'a str, &'a MigrateTo),
 }
 
+#[cfg(multidb_sync)]
 impl Databases {
     /// What [`migrate`](Self::migrate) would run on `alias` (a dry run: nothing is written, and
     /// a SQLite file that does not exist yet is not created).
@@ -173,77 +178,97 @@ impl Databases {
         apply: bool,
         progress: &mut dyn FnMut(MigrateEvent<'_>),
     ) -> Result<AliasMigrations, MigrateError> {
-        let entry = self.require(alias)?;
-        if let Some(primary) = entry.mirror_of() {
-            progress(MigrateEvent::Skipped {
-                alias,
-                mirror_of: primary,
-            });
-            return Ok(AliasMigrations {
-                alias: alias.to_owned(),
-                mirror_of: Some(primary.to_owned()),
-                apps: Vec::new(),
-                migrations: Vec::new(),
-            });
-        }
-        let lists = match goal {
-            Goal::Latest => self.migrations_for(alias)?,
-            Goal::App(label, _) => {
-                let app = self
-                    .apps()
-                    .iter()
-                    .find(|a| a.label == *label)
-                    .ok_or_else(|| MigrateError::UnknownApp {
-                        app: (*label).to_owned(),
-                    })?;
-                if !self
-                    .apps_allowed_on(alias)
-                    .iter()
-                    .any(|a| a.label == *label)
-                {
-                    return Err(MigrateError::AppNotMigratedHere {
-                        alias: alias.to_owned(),
-                        app: (*label).to_owned(),
-                    });
-                }
-                vec![self.app_migrations(app)?]
-            }
-        };
-        let apps: Vec<String> = lists.iter().map(|(a, _)| a.clone()).collect();
-        if lists.is_empty() {
-            // No app migrates here: not even the records table is created.
-            progress(MigrateEvent::Start { alias, pending: 0 });
-            return Ok(plan::summary(alias, apps, Vec::new()));
-        }
-        let records = self.read_records(alias, apply)?;
-        let steps = match goal {
-            Goal::Latest => plan::forward(alias, &lists, &records.applied),
-            Goal::App(_, to) => plan::to_version(alias, &lists[0], &records.applied, to)?,
-        };
-        if apply {
-            progress(MigrateEvent::Start {
-                alias,
-                pending: steps.len(),
-            });
-            if let Some(mut conn) = records.conn {
-                if steps
-                    .iter()
-                    .any(|s| s.planned.direction == Direction::Forward)
-                {
-                    records::create(&mut conn, alias)?;
-                }
-                for step in &steps {
-                    run_step(&mut conn, step, progress)?;
-                }
-            }
-        }
-        Ok(plan::summary(alias, apps, steps))
+        run_alias::<AnyBackend, _, _>(&self.catalog, alias, goal, apply, progress, || {
+            Ok(self.using(alias)?)
+        })
     }
 }
 
-fn run_step(
-    conn: &mut AnyConnection,
-    step: &Step<'_>,
+/// Plans (and with `apply`, runs) `goal` on `alias`, on the connection `connect` gives (asked
+/// for only when an app migrates there; not at all for a SQLite file a plan would create).
+pub(crate) fn run_alias<DB, G, C>(
+    catalog: &Catalog,
+    alias: &str,
+    goal: &Goal<'_>,
+    apply: bool,
+    progress: &mut dyn FnMut(MigrateEvent<'_>),
+    connect: impl FnOnce() -> Result<G, MigrateError>,
+) -> Result<AliasMigrations, MigrateError>
+where
+    DB: MigrationBackend,
+    G: DerefMut<Target = C>,
+    C: RecordsConnection<Backend = DB>,
+{
+    let entry = catalog.require(alias)?;
+    if let Some(primary) = entry.mirror_of() {
+        progress(MigrateEvent::Skipped {
+            alias,
+            mirror_of: primary,
+        });
+        return Ok(AliasMigrations {
+            alias: alias.to_owned(),
+            mirror_of: Some(primary.to_owned()),
+            apps: Vec::new(),
+            migrations: Vec::new(),
+        });
+    }
+    let lists = match goal {
+        Goal::Latest => plan::migrations_for::<DB>(catalog, alias)?,
+        Goal::App(label, _) => {
+            let app = catalog
+                .apps
+                .iter()
+                .find(|a| a.label == *label)
+                .ok_or_else(|| MigrateError::UnknownApp {
+                    app: (*label).to_owned(),
+                })?;
+            if !catalog
+                .apps_allowed_on(alias)
+                .iter()
+                .any(|a| a.label == *label)
+            {
+                return Err(MigrateError::AppNotMigratedHere {
+                    alias: alias.to_owned(),
+                    app: (*label).to_owned(),
+                });
+            }
+            vec![plan::app_migrations::<DB>(app)?]
+        }
+    };
+    let apps: Vec<String> = lists.iter().map(|(a, _)| a.clone()).collect();
+    if lists.is_empty() {
+        // No app migrates here: not even the records table is created.
+        progress(MigrateEvent::Start { alias, pending: 0 });
+        return Ok(plan::summary::<DB>(alias, apps, Vec::new()));
+    }
+    let (conn, applied) = plan::read_records(entry, apply, connect)?;
+    let steps = match goal {
+        Goal::Latest => plan::forward(alias, &lists, &applied),
+        Goal::App(_, to) => plan::to_version(alias, &lists[0], &applied, to)?,
+    };
+    if apply {
+        progress(MigrateEvent::Start {
+            alias,
+            pending: steps.len(),
+        });
+        if let Some(mut conn) = conn {
+            if steps
+                .iter()
+                .any(|s| s.planned.direction == Direction::Forward)
+            {
+                records::create(&mut *conn, alias)?;
+            }
+            for step in &steps {
+                run_step(&mut *conn, step, progress)?;
+            }
+        }
+    }
+    Ok(plan::summary(alias, apps, steps))
+}
+
+fn run_step<C: RecordsConnection>(
+    conn: &mut C,
+    step: &Step<'_, C::Backend>,
     progress: &mut dyn FnMut(MigrateEvent<'_>),
 ) -> Result<(), MigrateError> {
     let planned = &step.planned;
@@ -295,20 +320,20 @@ fn direction_label(d: Direction) -> &'static str {
 
 /// Runs (or reverts) one migration and writes (or removes) its record, in one transaction
 /// unless the migration opts out.
-fn run_one(
-    conn: &mut AnyConnection,
+fn run_one<C: RecordsConnection>(
+    conn: &mut C,
     planned: &PlannedMigration,
-    migration: &dyn Migration<AnyBackend>,
+    migration: &dyn Migration<C::Backend>,
 ) -> Result<(), BoxError> {
-    let once = |c: &mut AnyConnection| -> Result<(), BoxError> {
+    let once = |c: &mut C| -> Result<(), BoxError> {
         match planned.direction {
             Direction::Forward => {
                 migration.run(c)?;
-                records::insert(c, planned)?;
+                c.insert(planned)?;
             }
             Direction::Backward => {
                 migration.revert(c)?;
-                records::delete(c, planned)?;
+                c.delete(planned)?;
             }
         }
         Ok(())

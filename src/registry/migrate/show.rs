@@ -2,8 +2,10 @@
 
 use std::collections::BTreeSet;
 
+use super::plan;
 use super::{AliasMigrationStatus, AppMigrationStatus, MigrateError};
 use crate::registry::databases::Databases;
+use crate::registry::pool::AnyBackend;
 
 impl Databases {
     /// Applied and pending migrations of every allowed app on `alias` (reads only; a SQLite
@@ -21,11 +23,11 @@ impl Databases {
                 apps: Vec::new(),
             });
         }
-        let lists = self.migrations_for(alias)?;
+        let lists = plan::migrations_for::<AnyBackend>(&self.catalog, alias)?;
         let applied = if lists.is_empty() {
             Default::default()
         } else {
-            self.read_records(alias, false)?.applied
+            plan::read_records(entry, false, || Ok(self.using(alias)?))?.1
         };
         let apps = lists
             .into_iter()
