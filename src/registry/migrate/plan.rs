@@ -28,31 +28,27 @@ pub trait MigrationBackend: Backend {
     ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError>;
 }
 
-#[cfg(multidb_sync)]
-impl MigrationBackend for crate::registry::pool::AnyBackend {
-    fn migrations_of(
-        source: &dyn AppMigrationSource,
-    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
-        diesel::migration::MigrationSource::<Self>::migrations(source)
-    }
+/// `MigrationBackend` for a backend whose migrations Diesel's `MigrationSource` gives.
+macro_rules! migration_backend {
+    ($($(#[$cfg:meta])* $backend:ty;)*) => {$(
+        $(#[$cfg])*
+        impl MigrationBackend for $backend {
+            fn migrations_of(
+                source: &dyn AppMigrationSource,
+            ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
+                diesel::migration::MigrationSource::<Self>::migrations(source)
+            }
+        }
+    )*};
 }
 
-#[cfg(feature = "async")]
-impl MigrationBackend for diesel::pg::Pg {
-    fn migrations_of(
-        source: &dyn AppMigrationSource,
-    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
-        diesel::migration::MigrationSource::<Self>::migrations(source)
-    }
-}
-
-#[cfg(feature = "async-mysql")]
-impl MigrationBackend for diesel::mysql::Mysql {
-    fn migrations_of(
-        source: &dyn AppMigrationSource,
-    ) -> Result<Vec<Box<dyn Migration<Self>>>, BoxError> {
-        diesel::migration::MigrationSource::<Self>::migrations(source)
-    }
+migration_backend! {
+    #[cfg(multidb_sync)]
+    crate::registry::pool::AnyBackend;
+    #[cfg(feature = "async")]
+    diesel::pg::Pg;
+    #[cfg(feature = "async-mysql")]
+    diesel::mysql::Mysql;
 }
 
 fn version_of<DB: Backend>(m: &dyn Migration<DB>) -> String {
