@@ -80,7 +80,7 @@ impl Alias {
 
     /// How long a checkout waits at most: the pool's `connection_timeout`, or for a
     /// PostgreSQL alias the URL's `failover_timeout` when that is longer (see
-    /// [`Databases::using`]).
+    /// `Databases::using`).
     pub fn checkout_timeout(&self) -> Duration {
         self.settings
             .connection_timeout
@@ -111,7 +111,7 @@ pub enum PoolError {
         alias: String,
     },
     /// A router (or the chain's fallback) routed a model to an alias that is not declared
-    /// (only possible for a model not declared in an [`App`], or through hints).
+    /// (only possible for a model not declared in an [`App`](crate::App), or through hints).
     RoutedToUnknownAlias {
         /// The alias.
         alias: String,

@@ -196,7 +196,7 @@ impl<C: AsyncRegistryConnection> DerefMut for AsyncPooledConnection<C> {
 }
 
 /// The async registry: named pools of diesel-async connections, the router chain and the
-/// apps, built from the same [`Config`](crate::Config) and routers as [`Databases`]
+/// apps, built from the same [`Config`](crate::Config) and routers as `Databases`
 /// (`crate::Databases`, the sync registry) by [`DatabasesBuilder::build_async`].
 ///
 /// `C` is the connection type every alias is pooled as:
