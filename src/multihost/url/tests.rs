@@ -596,18 +596,18 @@ fn port_rules() {
 
 #[test]
 fn hostaddr_rules() {
-    let cs = parse("host=a,b hostaddr=10.0.0.1,10.0.0.2 port=1,2");
+    let cs = parse("host=a,b hostaddr=127.0.0.2,127.0.0.3 port=1,2");
     assert_eq!(hosts(&cs), [("a", 1), ("b", 2)]);
-    assert_eq!(cs.hosts()[1].hostaddr(), Some("10.0.0.2"));
-    let cs = parse("hostaddr=10.0.0.1,10.0.0.2");
+    assert_eq!(cs.hosts()[1].hostaddr(), Some("127.0.0.3"));
+    let cs = parse("hostaddr=127.0.0.2,127.0.0.3");
     assert_eq!(hosts(&cs), [("", 5432), ("", 5432)]);
     assert!(!cs.hosts()[0].is_default());
-    assert_eq!(cs.hosts()[0].to_string(), "10.0.0.1:5432");
-    let cs = parse("host=/tmp,b hostaddr=,10.0.0.2");
+    assert_eq!(cs.hosts()[0].to_string(), "127.0.0.2:5432");
+    let cs = parse("host=/tmp,b hostaddr=,127.0.0.3");
     assert_eq!(cs.hosts()[0].hostaddr(), None);
     assert!(cs.hosts()[0].is_unix_socket());
     assert!(!cs.hosts()[1].is_unix_socket());
-    let e = err("host=a,b,c hostaddr=10.0.0.1,10.0.0.2");
+    let e = err("host=a,b,c hostaddr=127.0.0.2,127.0.0.3");
     assert_eq!(
         e,
         E::HostaddrCountMismatch {
@@ -631,7 +631,7 @@ fn hostaddr_rules() {
     assert!(params(&cs).is_empty());
     let conninfo = cs.host_conninfo(&cs.hosts()[1]);
     assert!(
-        conninfo.starts_with("host='b' hostaddr='10.0.0.2' port='5432'"),
+        conninfo.starts_with("host='b' hostaddr='127.0.0.3' port='5432'"),
         "{conninfo}"
     );
 }
