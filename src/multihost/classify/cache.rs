@@ -4,10 +4,18 @@
 //!
 //! The text side is bounded: at most [`MAX_TEXTS`] texts and [`MAX_BYTES`] bytes of text
 //! per connection, texts longer than [`MAX_TEXT`] are not kept, and the oldest text is
-//! dropped first. Unique SQL (literals inlined) therefore never grows it without bound.
+//! dropped first. A text is kept the second time it is seen (the first time only its key
+//! is noted, in a ring of [`MAX_SEEN`] keys), so unique SQL (literals inlined) costs no
+//! copy and never pushes out the texts that do repeat.
+//!
+//! The key of a text up to [`FULL_HASH`] bytes is a hash of all of it; of a longer text, a
+//! hash of its length, its first and last bytes and words sampled across it, so that
+//! finding a 20 KB text costs one comparison with the text kept, not a hash of every byte.
+//! A hit is always confirmed by comparing the whole text; texts whose keys collide share a
+//! bucket of at most [`MAX_PER_KEY`].
 
 use std::any::TypeId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{classify_for, Classification};
@@ -19,6 +27,12 @@ pub(crate) const MAX_TEXTS: usize = 256;
 pub(crate) const MAX_BYTES: usize = 1 << 20;
 /// Longer texts are classified every time.
 pub(crate) const MAX_TEXT: usize = 64 << 10;
+/// Keys of texts seen once, remembered for admitting them the second time.
+pub(crate) const MAX_SEEN: usize = 1024;
+/// Texts up to this length are keyed by a hash of every byte.
+pub(crate) const FULL_HASH: usize = 1024;
+/// Texts kept per key (more only when keys collide).
+pub(crate) const MAX_PER_KEY: usize = 4;
 
 /// Hashes a `TypeId` by taking its bits as they are: it already is a hash.
 #[derive(Default)]
@@ -57,41 +71,64 @@ impl Hasher for PassThrough {
     }
 }
 
+/// The high and low halves of a full 64 × 64-bit product, folded: every input bit reaches
+/// every output bit.
+fn fold(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
 /// A fast non-cryptographic hash of a whole text (the text is compared in full on a hit,
-/// so collisions only cost a comparison): four independent lanes of eight bytes each, so
-/// that the multiplications overlap, then a final mix.
+/// so collisions only cost a comparison): three independent lanes fold 16 bytes each per
+/// step, so that the multiplications overlap, then the rest and the length are folded in.
 fn text_hash(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
+    const P: [u64; 4] = [
+        0x2d35_8dcc_aa6c_78a5,
+        0x8bb8_4b93_962e_acc9,
+        0x4b33_a62e_d433_d4a3,
+        0x4d5a_2da5_1de1_aa47,
+    ];
     let word = |chunk: &[u8]| {
         let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
+        w[..chunk.len()].copy_from_slice(chunk);
         u64::from_le_bytes(w)
     };
-    let mut lanes = [
-        bytes.len() as u64,
-        0x9e37_79b9_7f4a_7c15,
-        0xc2b2_ae3d_27d4_eb4f,
-        0x1656_67b1_9e37_79f9,
-    ];
-    let mut blocks = bytes.chunks_exact(32);
+    let mut lanes = [P[0] ^ bytes.len() as u64, P[1], P[2]];
+    let mut blocks = bytes.chunks_exact(48);
     for block in &mut blocks {
-        for (lane, chunk) in lanes.iter_mut().zip(block.chunks_exact(8)) {
-            *lane = (lane.rotate_left(5) ^ word(chunk)).wrapping_mul(K);
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            let pair = &block[16 * k..16 * k + 16];
+            *lane = fold(word(&pair[..8]) ^ P[k + 1], word(&pair[8..]) ^ *lane);
         }
     }
-    let mut h =
-        lanes[0] ^ lanes[1].rotate_left(17) ^ lanes[2].rotate_left(31) ^ lanes[3].rotate_left(47);
-    let mut rest = blocks.remainder().chunks_exact(8);
-    for chunk in &mut rest {
-        h = (h.rotate_left(5) ^ word(chunk)).wrapping_mul(K);
+    let mut h = lanes[0] ^ lanes[1] ^ lanes[2];
+    let mut pairs = blocks.remainder().chunks(16);
+    for pair in &mut pairs {
+        let (a, b) = pair.split_at(pair.len().min(8));
+        h = fold(word(a) ^ P[1], word(b) ^ h);
     }
-    let mut tail = [0u8; 8];
-    tail[..rest.remainder().len()].copy_from_slice(rest.remainder());
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
-    // Final mix so that the low bits (the hash table's buckets) depend on every input bit.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^ (h >> 33)
+    fold(h ^ P[3], (bytes.len() as u64) ^ P[0])
+}
+
+/// The key of a text: a hash of all of it up to [`FULL_HASH`] bytes; beyond, of its length,
+/// its first and last 256 bytes and 64 eight-byte words spread evenly between them.
+fn text_key(bytes: &[u8]) -> u64 {
+    const EDGE: usize = 256;
+    const SAMPLES: usize = 64;
+    if bytes.len() <= FULL_HASH {
+        return text_hash(bytes);
+    }
+    let mut sample = [0u8; 2 * EDGE + 8 * SAMPLES];
+    sample[..EDGE].copy_from_slice(&bytes[..EDGE]);
+    sample[EDGE..2 * EDGE].copy_from_slice(&bytes[bytes.len() - EDGE..]);
+    let middle = &bytes[EDGE..bytes.len() - EDGE];
+    let stride = middle.len().saturating_sub(8) / SAMPLES;
+    for k in 0..SAMPLES {
+        let at = (k * stride).min(middle.len().saturating_sub(8));
+        let word = middle.get(at..at + 8).unwrap_or_default();
+        sample[2 * EDGE + 8 * k..][..word.len()].copy_from_slice(word);
+    }
+    text_hash(&sample) ^ (bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// The texts of one hash, with their classifications.
@@ -104,6 +141,10 @@ pub(crate) struct ClassCache {
     by_text: HashMap<u64, TextEntries, BuildHasherDefault<PassThrough>>,
     /// Text hashes in insertion order, for dropping the oldest.
     order: VecDeque<u64>,
+    /// Keys of texts seen once and not kept, oldest first.
+    seen: VecDeque<u64>,
+    /// The same keys, for looking them up.
+    seen_set: HashSet<u64, BuildHasherDefault<PassThrough>>,
     texts: usize,
     bytes: usize,
 }
@@ -138,15 +179,38 @@ impl ClassCache {
         if sql.len() > MAX_TEXT {
             return classify_for(backend, sql, extra);
         }
-        let hash = text_hash(sql.as_bytes());
-        if let Some(entries) = self.by_text.get(&hash) {
-            if let Some((_, class)) = entries.iter().find(|(text, _)| &**text == sql) {
-                return *class;
+        let key = text_key(sql.as_bytes());
+        let kept = match self.by_text.get(&key) {
+            Some(entries) => {
+                if let Some((_, class)) = entries.iter().find(|(text, _)| &**text == sql) {
+                    return *class;
+                }
+                entries.len()
+            }
+            None => 0,
+        };
+        let class = classify_for(backend, sql, extra);
+        if kept < MAX_PER_KEY && self.seen_before(key) {
+            self.insert(key, sql, class);
+        }
+        class
+    }
+
+    /// Whether a text with this key was seen (and not kept) before; notes it if not.
+    fn seen_before(&mut self, key: u64) -> bool {
+        if self.seen_set.remove(&key) {
+            return true;
+        }
+        if self.seen.len() >= MAX_SEEN {
+            if let Some(oldest) = self.seen.pop_front() {
+                self.seen_set.remove(&oldest);
             }
         }
-        let class = classify_for(backend, sql, extra);
-        self.insert(hash, sql, class);
-        class
+        // A key already admitted and dropped from the ring meanwhile is harmless: it only
+        // lets a text in on its next sighting.
+        self.seen.push_back(key);
+        self.seen_set.insert(key);
+        false
     }
 
     fn insert(&mut self, hash: u64, sql: &str, class: Classification) {
@@ -191,16 +255,72 @@ mod tests {
         let sql = format!("SELECT {} FROM t", "a, ".repeat(5000) + "b");
         let first = cache.classify_text(BackendKind::Postgres, &sql, &[]);
         assert!(first.read_only);
+        // Kept the second time it is seen.
+        assert_eq!(cache.text_usage(), (0, 0));
+        assert_eq!(cache.classify_text(BackendKind::Postgres, &sql, &[]), first);
         assert_eq!(cache.text_usage(), (1, sql.len()));
         assert_eq!(cache.classify_text(BackendKind::Postgres, &sql, &[]), first);
         assert_eq!(cache.text_usage(), (1, sql.len()));
         // Same hash bucket or not, a different text is classified for itself.
+        for _ in 0..2 {
+            assert!(
+                !cache
+                    .classify_text(BackendKind::Postgres, "INSERT INTO t VALUES (1)", &[])
+                    .read_only
+            );
+        }
+        assert_eq!(cache.text_usage().0, 2);
+    }
+
+    #[test]
+    fn texts_seen_once_are_not_kept() {
+        let mut cache = ClassCache::default();
+        for i in 0..3 * MAX_SEEN {
+            cache.classify_text(BackendKind::Postgres, &format!("SELECT {i}"), &[]);
+        }
+        assert_eq!(cache.text_usage(), (0, 0));
+        assert!(cache.seen.len() <= MAX_SEEN && cache.seen_set.len() <= MAX_SEEN);
+    }
+
+    #[test]
+    fn long_texts_that_share_a_key_are_told_apart() {
+        // 20 KB texts that differ in one byte the sampled key does not look at: the same
+        // key, told apart by the comparison, at most MAX_PER_KEY kept.
+        let base = format!("SELECT a FROM t WHERE x IN ({}0)", "1, ".repeat(7000));
+        let key = text_key(base.as_bytes());
+        let mut cache = ClassCache::default();
+        let mut texts = Vec::new();
+        for i in 0..(2 * MAX_PER_KEY) {
+            let mut bytes = base.clone().into_bytes();
+            // Byte 1000 + 3 i is a digit in the list, not sampled for this length.
+            let at = (1000..).step_by(3).find(|&at| {
+                let mut probe = bytes.clone();
+                probe[at] = b'2';
+                text_key(&probe) == key && bytes[at] == b'1'
+            });
+            let at = at.expect("an unsampled byte") + 3 * i;
+            bytes[at] = b'2';
+            let text = String::from_utf8(bytes).expect("ASCII");
+            assert_eq!(text_key(text.as_bytes()), key, "text {i}");
+            texts.push(text);
+        }
+        let write = texts[0].replace("SELECT a", "SELECT nextval('s'), a");
+        for _ in 0..2 {
+            for text in &texts {
+                assert!(
+                    cache
+                        .classify_text(BackendKind::Postgres, text, &[])
+                        .read_only
+                );
+            }
+        }
+        assert_eq!(cache.text_usage().0, MAX_PER_KEY);
+        // A hit needs the whole text to match.
         assert!(
             !cache
-                .classify_text(BackendKind::Postgres, "INSERT INTO t VALUES (1)", &[])
+                .classify_text(BackendKind::Postgres, &write, &[])
                 .read_only
         );
-        assert_eq!(cache.text_usage().0, 2);
     }
 
     #[test]

@@ -329,10 +329,19 @@ const SESSION_PINNING_FUNCTIONS: &[&str] = &[
 ///
 /// See the [module documentation](self) for the rules.
 pub(crate) fn classify(sql: &str, extra_writing_functions: &[String]) -> Classification {
+    classify_skipping(sql, extra_writing_functions, true)
+}
+
+/// [`classify`], skipping runs of plain tokens past a statement's head (`skip`) or not
+/// (the tests compare both).
+fn classify_skipping(sql: &str, extra_writing_functions: &[String], skip: bool) -> Classification {
     let mut lexer = Lexer { src: sql, pos: 0 };
     let mut stmt = Statement::new();
     let mut batch = Batch::new();
     loop {
+        if skip && stmt.past_head() && lexer.skip_plain() {
+            stmt.plain_run();
+        }
         let tok = match lexer.next_token() {
             Ok(Some(tok)) => tok,
             Ok(None) => break,
@@ -444,6 +453,32 @@ fn is_tag_cont(b: u8) -> bool {
     is_ident_start(b) || b.is_ascii_digit()
 }
 
+/// Bytes that lex as whitespace or as tokens no rule looks at once a statement's head is
+/// known (digits, `,`, most operator characters): runs of them are skipped in one go
+/// (`PLAIN`), and `-` and `/` unless they open a comment (`PLAIN_UNLESS_COMMENT`). Not
+/// included: what starts a word, a quoted token, a parameter or a statement boundary, and
+/// `(`, `)`, `.`.
+const PLAIN_BYTES: [u8; 256] = {
+    let mut table = [NOT_PLAIN; 256];
+    let plain = b" \t\n\r\x0b\x0c0123456789,+*<>=~!@#%^&|`?:[]{}\\";
+    let mut i = 0;
+    while i < plain.len() {
+        table[plain[i] as usize] = PLAIN;
+        i += 1;
+    }
+    table[b'-' as usize] = PLAIN_UNLESS_COMMENT;
+    table[b'/' as usize] = PLAIN_UNLESS_COMMENT;
+    table
+};
+const NOT_PLAIN: u8 = 0;
+const PLAIN: u8 = 1;
+const PLAIN_UNLESS_COMMENT: u8 = 2;
+
+/// PostgreSQL whitespace.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
 /// A tokenizer over PostgreSQL SQL text that skips whitespace and comments.
 #[derive(Debug)]
 struct Lexer<'a> {
@@ -479,14 +514,12 @@ impl<'a> Lexer<'a> {
             };
             let next = b.get(start + 1).copied();
             let tok = match c {
-                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
+                c if is_space(c) => {
                     self.pos += 1;
                     continue;
                 }
                 b'-' if next == Some(b'-') => {
-                    self.pos = b[start..]
-                        .iter()
-                        .position(|&c| c == b'\n' || c == b'\r')
+                    self.pos = memchr::memchr2(b'\n', b'\r', &b[start..])
                         .map_or(b.len(), |off| start + off);
                     continue;
                 }
@@ -509,23 +542,54 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Skips a run of [`PLAIN`] bytes (which lex as whitespace, numbers and operator
+    /// characters) at once; returns whether it skipped a token. Stops before a comment, and
+    /// leaves a number that continues as something else (`1.5`, `1e5`, `0x1F`, `1_000`) to
+    /// [`next_token`](Self::next_token).
+    fn skip_plain(&mut self) -> bool {
+        let b = self.src.as_bytes();
+        let start = self.pos;
+        let mut i = start;
+        while let Some(&c) = b.get(i) {
+            match PLAIN_BYTES[usize::from(c)] {
+                PLAIN => i += 1,
+                PLAIN_UNLESS_COMMENT
+                    if b.get(i + 1) != Some(&if c == b'-' { b'-' } else { b'*' }) =>
+                {
+                    i += 1
+                }
+                _ => break,
+            }
+        }
+        // A number that goes on as something else is left to `number`.
+        if b.get(i).is_some_and(|&c| c == b'.' || is_ident_start(c)) {
+            while i > start && b[i - 1].is_ascii_digit() {
+                i -= 1;
+            }
+        }
+        let tokens = b[start..i].iter().any(|&c| !is_space(c));
+        self.pos = i;
+        tokens
+    }
+
     /// Skip a (nesting) `/* ... */` comment starting at `self.pos`.
     fn skip_block_comment(&mut self) -> Result<(), Malformed> {
         let b = self.src.as_bytes();
         let mut i = self.pos + 2;
         let mut depth = 1u32;
         while depth > 0 {
-            match (b.get(i), b.get(i + 1)) {
-                (Some(b'/'), Some(b'*')) => {
+            // Only `*` and `/` can open or close a comment: jump to the next one.
+            i += memchr::memchr2(b'*', b'/', b.get(i..).unwrap_or_default()).ok_or(Malformed)?;
+            match (b[i], b.get(i + 1)) {
+                (b'/', Some(b'*')) => {
                     depth += 1;
                     i += 2;
                 }
-                (Some(b'*'), Some(b'/')) => {
+                (b'*', Some(b'/')) => {
                     depth -= 1;
                     i += 2;
                 }
-                (Some(_), _) => i += 1,
-                (None, _) => return Err(Malformed),
+                _ => i += 1,
             }
         }
         self.pos = i;
@@ -538,6 +602,14 @@ impl<'a> Lexer<'a> {
         let b = self.src.as_bytes();
         let mut i = quote + 1;
         loop {
+            // Only a quote (or a backslash in `E'...'`) can end the literal.
+            let rest = b.get(i..).unwrap_or_default();
+            let found = if escapes {
+                memchr::memchr2(b'\'', b'\\', rest)
+            } else {
+                memchr::memchr(b'\'', rest)
+            };
+            i += found.ok_or(Malformed)?;
             match b.get(i) {
                 None => return Err(Malformed),
                 Some(b'\\') if escapes => i += 2,
@@ -554,6 +626,7 @@ impl<'a> Lexer<'a> {
         let b = self.src.as_bytes();
         let mut i = quote + 1;
         loop {
+            i += memchr::memchr(b'"', b.get(i..).unwrap_or_default()).ok_or(Malformed)?;
             match b.get(i) {
                 None => return Err(Malformed),
                 Some(b'"') if b.get(i + 1) == Some(&b'"') => i += 2,
@@ -783,6 +856,19 @@ impl<'a> Statement<'a> {
             .get(i)
             .copied()
             .unwrap_or(Tok::NONE)
+    }
+
+    /// Past the head: the next tokens only matter as words, parentheses, dots or quoted
+    /// tokens, so runs of other tokens can be skipped (see [`Lexer::skip_plain`]).
+    fn past_head(&self) -> bool {
+        self.phase == Phase::Body && self.head_len == HEAD_LEN
+    }
+
+    /// A run of tokens skipped past the head: all the statement keeps of them is that the
+    /// previous token is not a word.
+    fn plain_run(&mut self) {
+        self.prev = Tok::NONE;
+        self.tokens += 1;
     }
 
     /// Whether the statement seen so far pins the session (for unreadable text).

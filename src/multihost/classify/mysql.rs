@@ -390,7 +390,7 @@ fn is_ident_char(b: u8) -> bool {
 
 /// Offset of the first `needle` (two bytes) in `hay`.
 fn find2(hay: &[u8], needle: &[u8; 2]) -> Option<usize> {
-    hay.windows(2).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Whether an optimizer hint's content ends where a comment would: MySQL's hint scanner
@@ -506,10 +506,7 @@ impl<'a> Lexer<'a> {
     /// Skip a `#` or `-- ` comment up to the end of the line.
     fn line_comment(&mut self, start: usize) -> Result<(), Malformed> {
         let b = self.src.as_bytes();
-        let end = b[start..]
-            .iter()
-            .position(|&c| c == b'\n' || c == 0)
-            .map_or(b.len(), |off| start + off);
+        let end = memchr::memchr2(b'\n', 0, &b[start..]).map_or(b.len(), |off| start + off);
         if b.get(end) == Some(&0) {
             return Err(Malformed);
         }
@@ -557,6 +554,8 @@ impl<'a> Lexer<'a> {
         let b = self.src.as_bytes();
         let mut i = start + 1;
         loop {
+            // Only the quote or a backslash can end the literal here.
+            i += memchr::memchr2(quote, b'\\', b.get(i..).unwrap_or_default()).ok_or(Malformed)?;
             match b.get(i) {
                 None => return Err(Malformed),
                 Some(b'\\') => i += 2,

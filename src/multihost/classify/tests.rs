@@ -1221,3 +1221,69 @@ fn a_batch_with_transaction_control_is_unsure_when_it_fails() {
     assert!(!class("INSERT INTO t VALUES (1); COMMIT; SET TRANSACTION READ ONLY").opens_tx);
     assert!(!class("BEGIN").opens_tx);
 }
+
+// ---- skipping plain tokens past the head -------------------------------------------
+
+#[test]
+fn skipping_plain_runs_changes_no_classification() {
+    // The head (eight tokens) is full before each tail, so the tail's runs of numbers,
+    // operators and whitespace are skipped in bulk: everything after them must still count.
+    let heads = [
+        "SELECT a FROM t WHERE id = $1 AND x IN (",
+        "SELECT a FROM t WHERE id = 1 OR ",
+        "UPDATE t SET a = 1, b = 2 WHERE ",
+        "CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT 1 + ",
+    ];
+    let tails = [
+        "1, 2, 3)",
+        "-1, -2, +3 * 4 / 5 % 6)",
+        "1, 2) FOR UPDATE",
+        "1, 2) FOR\n\tSHARE",
+        "1, 2) FOR NO KEY UPDATE",
+        "1, 2) -- FOR UPDATE\n",
+        "1, 2) /* FOR UPDATE */ AND 3 = 3",
+        "1, 2)--x\n FOR UPDATE",
+        "1,2)/**/FOR/**/UPDATE",
+        "1, 2, nextval('s'))",
+        "1, 2, 3 + setval('s', 1))",
+        "1.5, 1e5, 0x1F, 1_000, 2e-3, .5, 5.)",
+        "1e'x', 2)",
+        "1, 2) INTO TEMP x",
+        "1, 2) INTO pg_temp.x",
+        "1, 2, pg_temp.f())",
+        "1, 2, 1.pg_temp)",
+        "1, 2, \"nextval\"('s'))",
+        "1, 2, U&\"nextval\"('s'))",
+        "1, 2, $$ FOR UPDATE $$, $t$ ; $t$)",
+        "1, 2, E'\\' FOR UPDATE', 'it''s')",
+        "1, 2); INSERT INTO u VALUES (1)",
+        "1, 2); SET search_path = x",
+        "1, 2); COMMIT; BEGIN",
+        "1, 2 ; 3",
+        "1, 2) WITH HOLD",
+        "1 , 2 ) ) ) ",
+        "1, 2, (3, (4)))",
+        "1; END; SELECT 2",
+        "1 CASE WHEN 1 THEN 2 END; END; SELECT 3 FOR UPDATE",
+        "1, 2)\u{b}\u{c}FOR UPDATE",
+        "1 || 2 <> 3 != 4 >= 5 ~ 6 @ 7 # 8 ^ 9 & 10 | 11 ` 12 ? 13 : 14 [15] {16} \\ 17)",
+        "'unterminated",
+        "/* unterminated",
+        "1, 2) FOR",
+        "1, 2)) extra",
+    ];
+    for head in heads {
+        for tail in tails {
+            let sql = format!("{head}{tail}");
+            assert_eq!(
+                classify_skipping(&sql, &["f".into()], true),
+                classify_skipping(&sql, &["f".into()], false),
+                "skipping changed the classification of: {sql}"
+            );
+        }
+    }
+    // Tails that matter are seen.
+    write("SELECT a FROM t WHERE id = $1 AND x IN (1, 2, 3) FOR UPDATE");
+    write("SELECT a FROM t WHERE id = $1 AND x IN (1, 2, nextval('s'))");
+    read("SELECT a FROM t WHERE id = $1 AND x IN (1, 2, 3) -- FOR UPDATE");
+}
