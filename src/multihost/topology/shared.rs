@@ -133,7 +133,9 @@ pub(crate) struct Inner<C, R> {
 pub(crate) enum WorkerStep<R> {
     /// No connection is attached and nothing is asked: stop.
     Exit,
-    /// Open a session to the host for a connection and deliver it through `R`.
+    /// Deliver a session to the host to a connection through `R`: the worker's own
+    /// probe session when it holds one (it answered the last probe; the worker opens its
+    /// next one when it next probes, off the connection's path), else a new one.
     Open(R),
     /// Nothing is due before this long (or a wake-up).
     Sleep(Duration),

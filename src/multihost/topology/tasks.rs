@@ -165,7 +165,10 @@ impl<C: AsyncWrapped> Shared<C> {
                     return;
                 }
                 WorkerStep::Open(reply) => {
-                    let opened = connect::<C>(&me.cs, host).await;
+                    let opened = match session.take() {
+                        Some(conn) => Ok(conn),
+                        None => connect::<C>(&me.cs, host).await,
+                    };
                     if let Err(failure) = &opened {
                         me.lock().open_failed(host, failure.clone());
                         me.changed.notify_waiters();

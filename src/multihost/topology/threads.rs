@@ -100,7 +100,9 @@ impl<C: SyncWrapped> Shared<C> {
                 }
                 WorkerStep::Open(reply) => {
                     drop(inner);
-                    let opened = connect::<C>(&self.cs, host);
+                    let opened = session
+                        .take()
+                        .map_or_else(|| connect::<C>(&self.cs, host), Ok);
                     if let Err(failure) = &opened {
                         self.lock().open_failed(host, failure.clone());
                         self.changed.notify_all();
