@@ -22,7 +22,8 @@ use crate::registry::config::Config;
 use crate::registry::metrics;
 use crate::registry::migrate::records::{records_connection, RecordsConnection};
 use crate::registry::migrate::{
-    run_alias, AliasMigrations, Goal, MigrateError, MigrateTo, MigrationBackend,
+    run_alias, status_of, AliasMigrationStatus, AliasMigrations, Goal, MigrateError, MigrateEvent,
+    MigrateTo, MigrationBackend,
 };
 use crate::registry::pool::{AttemptLog, ConnectError, InFlight, Observe, StatementObserver};
 use crate::registry::router::{Hints, Route, RouterChain};
@@ -81,6 +82,13 @@ pub trait AsyncRegistryConnection:
     #[doc(hidden)]
     fn records(conn: AsyncPooledConnection<Self>) -> Self::Records;
 }
+
+/// A connection of an alias for the sync migrations code, as the async registry checks one
+/// out for it.
+type Records<C> = Box<<C as AsyncRegistryConnection>::Records>;
+
+/// A progress callback of the async migrations, moved to the blocking thread they run on.
+type Progress = Box<dyn FnMut(MigrateEvent<'_>) + Send>;
 
 /// Implements [`AsyncRegistryConnection`] for `MultiHostConnection<$inner>`.
 macro_rules! registry_connection {
@@ -629,7 +637,7 @@ impl<C: AsyncRegistryConnection> AsyncDatabases<C> {
     ///
     /// As for the sync registry's `plan`.
     pub async fn plan(&self, alias: &str) -> Result<AliasMigrations, MigrateError> {
-        self.run(alias, None, false).await
+        self.run(alias, None, false, Box::new(|_| {})).await.0
     }
 
     /// Runs, on `alias`, the pending migrations of every app the routers allow there, as the
@@ -644,7 +652,41 @@ impl<C: AsyncRegistryConnection> AsyncDatabases<C> {
     ///
     /// As for the sync registry's `migrate`.
     pub async fn migrate(&self, alias: &str) -> Result<AliasMigrations, MigrateError> {
-        self.run(alias, None, true).await
+        self.run(alias, None, true, Box::new(|_| {})).await.0
+    }
+
+    /// [`migrate`](Self::migrate), reporting progress to `progress` (called on the blocking
+    /// thread the migrations run on, as each happens).
+    ///
+    /// # Errors
+    ///
+    /// As for [`migrate`](Self::migrate).
+    pub async fn migrate_with(
+        &self,
+        alias: &str,
+        progress: impl FnMut(MigrateEvent<'_>) + Send + 'static,
+    ) -> Result<AliasMigrations, MigrateError> {
+        self.run(alias, None, true, Box::new(progress)).await.0
+    }
+
+    /// [`migrate_all`](Self::migrate_all), reporting progress to `progress` (see
+    /// [`migrate_with`](Self::migrate_with)).
+    ///
+    /// # Errors
+    ///
+    /// As for [`migrate`](Self::migrate), for the first alias that fails.
+    pub async fn migrate_all_with(
+        &self,
+        progress: impl FnMut(MigrateEvent<'_>) + Send + 'static,
+    ) -> Result<Vec<AliasMigrations>, MigrateError> {
+        let mut progress: Progress = Box::new(progress);
+        let mut out = Vec::new();
+        for alias in self.catalog.aliases.iter() {
+            let (result, back) = self.run(&alias.name, None, true, progress).await;
+            out.push(result?);
+            progress = back;
+        }
+        Ok(out)
     }
 
     /// [`plan`](Self::plan) for every alias, in order.
@@ -666,11 +708,7 @@ impl<C: AsyncRegistryConnection> AsyncDatabases<C> {
     ///
     /// As for [`migrate`](Self::migrate).
     pub async fn migrate_all(&self) -> Result<Vec<AliasMigrations>, MigrateError> {
-        let mut out = Vec::new();
-        for alias in self.catalog.aliases.iter() {
-            out.push(self.migrate(&alias.name).await?);
-        }
-        Ok(out)
+        self.migrate_all_with(|_| {}).await
     }
 
     /// What [`migrate_app_to`](Self::migrate_app_to) would run (a dry run).
@@ -684,8 +722,14 @@ impl<C: AsyncRegistryConnection> AsyncDatabases<C> {
         app: &str,
         to: &MigrateTo,
     ) -> Result<AliasMigrations, MigrateError> {
-        self.run(alias, Some((app.to_owned(), to.clone())), false)
-            .await
+        self.run(
+            alias,
+            Some((app.to_owned(), to.clone())),
+            false,
+            Box::new(|_| {}),
+        )
+        .await
+        .0
     }
 
     /// Takes the migrations of `app` on `alias` to `to`, as the sync registry's
@@ -700,28 +744,94 @@ impl<C: AsyncRegistryConnection> AsyncDatabases<C> {
         app: &str,
         to: &MigrateTo,
     ) -> Result<AliasMigrations, MigrateError> {
-        self.run(alias, Some((app.to_owned(), to.clone())), true)
-            .await
+        self.run(
+            alias,
+            Some((app.to_owned(), to.clone())),
+            true,
+            Box::new(|_| {}),
+        )
+        .await
+        .0
     }
 
-    /// Plans or runs on a blocking thread, with the sync planner and runner.
+    /// Applied and pending migrations of every allowed app on `alias`, as the sync
+    /// registry's `show_migrations` does (reads only), on a Tokio blocking thread.
+    ///
+    /// # Errors
+    ///
+    /// As for [`plan`](Self::plan).
+    pub async fn show_migrations(&self, alias: &str) -> Result<AliasMigrationStatus, MigrateError> {
+        self.blocking(alias, |catalog, alias, connect| {
+            status_of::<C::Db, _, _>(catalog, alias, connect)
+        })
+        .await
+    }
+
+    /// [`show_migrations`](Self::show_migrations) for every alias, in order.
+    ///
+    /// # Errors
+    ///
+    /// As for [`plan`](Self::plan), for the first alias that fails.
+    pub async fn show_all_migrations(&self) -> Result<Vec<AliasMigrationStatus>, MigrateError> {
+        let mut out = Vec::new();
+        for alias in self.catalog.aliases.iter() {
+            out.push(self.show_migrations(&alias.name).await?);
+        }
+        Ok(out)
+    }
+
+    /// Plans or runs on a blocking thread, with the sync planner and runner; gives
+    /// `progress` back with the result.
     async fn run(
         &self,
         alias: &str,
         app_to: Option<(String, MigrateTo)>,
         apply: bool,
-    ) -> Result<AliasMigrations, MigrateError> {
+        progress: Progress,
+    ) -> (Result<AliasMigrations, MigrateError>, Progress) {
+        let slot = Arc::new(std::sync::Mutex::new(None));
+        let back = Arc::clone(&slot);
+        let result = self
+            .blocking(alias, move |catalog, alias, connect| {
+                let mut progress = progress;
+                let goal = match &app_to {
+                    None => Goal::Latest,
+                    Some((app, to)) => Goal::App(app, to),
+                };
+                let result =
+                    run_alias::<C::Db, _, _>(catalog, alias, &goal, apply, &mut progress, connect);
+                *back.lock().unwrap_or_else(|e| e.into_inner()) = Some(progress);
+                result
+            })
+            .await;
+        let progress = slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| Box::new(|_| {}));
+        (result, progress)
+    }
+
+    /// Runs `f` (the sync migrations code) on a Tokio blocking thread, with the catalog,
+    /// the alias and a way to check a connection of the alias out (blocking on the pool).
+    async fn blocking<T, F>(&self, alias: &str, f: F) -> Result<T, MigrateError>
+    where
+        T: Send + 'static,
+        F: FnOnce(
+                &Catalog,
+                &str,
+                Box<dyn FnOnce() -> Result<Records<C>, MigrateError> + '_>,
+            ) -> Result<T, MigrateError>
+            + Send
+            + 'static,
+    {
         let i = self.catalog.position(alias);
         let pool = i.map(|i| self.pools[i].clone());
         let catalog = self.catalog.clone();
         let alias = alias.to_owned();
         let runtime = tokio::runtime::Handle::current();
         let task = tokio::task::spawn_blocking(move || {
-            let goal = match &app_to {
-                None => Goal::Latest,
-                Some((app, to)) => Goal::App(app, to),
-            };
-            run_alias::<C::Db, _, _>(&catalog, &alias, &goal, apply, &mut |_| {}, || {
+            let connect = Box::new(|| {
                 let (Some(i), Some(pool)) = (i, pool) else {
                     return Err(PoolError::UnknownAlias {
                         alias: alias.clone(),
@@ -734,7 +844,8 @@ impl<C: AsyncRegistryConnection> AsyncDatabases<C> {
                     alias: entry.name.clone(),
                     conn,
                 })))
-            })
+            });
+            f(&catalog, &alias, connect)
         });
         task.await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))

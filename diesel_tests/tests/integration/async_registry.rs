@@ -11,8 +11,8 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use diesel_multidb::{
-    App, AsyncDatabases, BackendKind, BuildError, Config, DatabaseConfig, Hints, MigrateTo,
-    PoolError, UnitOfWorkError,
+    App, AsyncDatabases, BackendKind, BuildError, Config, DatabaseConfig, Hints, MigrateEvent,
+    MigrateTo, PoolError, UnitOfWorkError,
 };
 use diesel_multidb_testkit::PgCluster;
 
@@ -76,7 +76,18 @@ fn with_apps(config: Config) -> diesel_multidb::DatabasesBuilder {
 /// Migrates every alias twice: the first run applies each app's migrations on its alias
 /// only, the second applies nothing, and a plan then has nothing pending.
 async fn migrate_twice(dbs: &AsyncDatabases) {
-    let first = dbs.migrate_all().await.expect("migrate");
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&events);
+    let first = dbs
+        .migrate_all_with(move |event| {
+            if let MigrateEvent::Applied(m, _) = event {
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{}.{}", m.app, m.version));
+            }
+        })
+        .await
+        .expect("migrate");
     let ran = |i: usize| {
         first[i]
             .migrations
@@ -88,6 +99,15 @@ async fn migrate_twice(dbs: &AsyncDatabases) {
     assert_eq!(ran(0), ["blog.20240101000000", "blog.20240102000000"]);
     assert_eq!(first[1].alias, "analytics");
     assert_eq!(ran(1), ["analytics.20240101000000"]);
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            "blog.20240101000000",
+            "blog.20240102000000",
+            "analytics.20240101000000"
+        ],
+        "progress reported each migration as it was applied"
+    );
     let second = dbs.migrate_all().await.expect("migrate again");
     assert!(
         second.iter().all(|a| a.migrations.is_empty()),
@@ -456,6 +476,29 @@ async fn an_app_goes_back_to_zero_on_its_alias() {
     // The records say so: both are pending again (the test's down.sql changes nothing).
     let pending = dbs.plan("default").await.unwrap();
     assert_eq!(pending.migrations.len(), 2);
+    // show_migrations tells the same per app: blog unapplied on default, analytics applied
+    // on its alias.
+    let shown = dbs.show_all_migrations().await.unwrap();
+    let status = |alias: &str| {
+        let a = shown
+            .iter()
+            .find(|a| a.alias == alias)
+            .expect("alias shown");
+        a.apps
+            .iter()
+            .map(|app| {
+                let applied = app.migrations.iter().filter(|(_, on)| *on).count();
+                (app.app.clone(), applied, app.migrations.len())
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(status("default"), [("blog".to_string(), 0, 2)]);
+    assert_eq!(status("analytics"), [("analytics".to_string(), 1, 1)]);
+    assert_eq!(
+        dbs.show_migrations("default").await.unwrap(),
+        shown[0],
+        "one alias as in the list"
+    );
     // An app not allowed on an alias is refused there, naming both.
     let e = dbs
         .migrate_app_to("analytics", "blog", &MigrateTo::Latest)

@@ -29,6 +29,7 @@ mod show;
 pub(crate) use plan::MigrationBackend;
 #[cfg(feature = "async")]
 pub(crate) use run::{run_alias, Goal};
+pub(crate) use show::status_of;
 
 /// The name of the table that records applied migrations on every migrated alias.
 pub const MIGRATIONS_TABLE: &str = "__diesel_multidb_migrations";

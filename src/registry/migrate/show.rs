@@ -2,8 +2,12 @@
 
 use std::collections::BTreeSet;
 
+use std::ops::DerefMut;
+
 use super::plan;
-use super::{AliasMigrationStatus, AppMigrationStatus, MigrateError};
+use super::records::RecordsConnection;
+use super::{AliasMigrationStatus, AppMigrationStatus, MigrateError, MigrationBackend};
+use crate::registry::catalog::Catalog;
 use crate::registry::databases::Databases;
 use crate::registry::pool::AnyBackend;
 
@@ -15,51 +19,7 @@ impl Databases {
     ///
     /// As for [`plan`](Self::plan).
     pub fn show_migrations(&self, alias: &str) -> Result<AliasMigrationStatus, MigrateError> {
-        let entry = self.require(alias)?;
-        if let Some(primary) = entry.mirror_of() {
-            return Ok(AliasMigrationStatus {
-                alias: alias.to_owned(),
-                mirror_of: Some(primary.to_owned()),
-                apps: Vec::new(),
-            });
-        }
-        let lists = plan::migrations_for::<AnyBackend>(&self.catalog, alias)?;
-        let applied = if lists.is_empty() {
-            Default::default()
-        } else {
-            plan::read_records(entry, false, || Ok(self.using(alias)?))?.1
-        };
-        let apps = lists
-            .into_iter()
-            .map(|(app, list)| {
-                let known: BTreeSet<String> = list
-                    .iter()
-                    .map(|m| m.name().version().to_string())
-                    .collect();
-                let migrations = list
-                    .iter()
-                    .map(|m| {
-                        let v = m.name().version().to_string();
-                        (m.name().to_string(), applied.contains(&(app.clone(), v)))
-                    })
-                    .collect();
-                let unknown_applied = applied
-                    .iter()
-                    .filter(|(a, v)| *a == app && !known.contains(v))
-                    .map(|(_, v)| v.clone())
-                    .collect();
-                AppMigrationStatus {
-                    app,
-                    migrations,
-                    unknown_applied,
-                }
-            })
-            .collect();
-        Ok(AliasMigrationStatus {
-            alias: alias.to_owned(),
-            mirror_of: None,
-            apps,
-        })
+        status_of::<AnyBackend, _, _>(&self.catalog, alias, || Ok(self.using(alias)?))
     }
 
     /// [`show_migrations`](Self::show_migrations) for every alias, in order.
@@ -72,4 +32,65 @@ impl Databases {
             .map(|a| self.show_migrations(a.name()))
             .collect()
     }
+}
+
+/// Applied and pending migrations of every app allowed on `alias`, the records read through
+/// the connection `connect` gives (not called for a mirror alias, an alias without
+/// migrations or a SQLite file that does not exist yet). The sync and async registries'
+/// `show_migrations`.
+pub(crate) fn status_of<DB, G, C>(
+    catalog: &Catalog,
+    alias: &str,
+    connect: impl FnOnce() -> Result<G, MigrateError>,
+) -> Result<AliasMigrationStatus, MigrateError>
+where
+    DB: MigrationBackend,
+    G: DerefMut<Target = C>,
+    C: RecordsConnection,
+{
+    let entry = catalog.require(alias)?;
+    if let Some(primary) = entry.mirror_of() {
+        return Ok(AliasMigrationStatus {
+            alias: alias.to_owned(),
+            mirror_of: Some(primary.to_owned()),
+            apps: Vec::new(),
+        });
+    }
+    let lists = plan::migrations_for::<DB>(catalog, alias)?;
+    let applied = if lists.is_empty() {
+        Default::default()
+    } else {
+        plan::read_records(entry, false, connect)?.1
+    };
+    let apps = lists
+        .into_iter()
+        .map(|(app, list)| {
+            let known: BTreeSet<String> = list
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect();
+            let migrations = list
+                .iter()
+                .map(|m| {
+                    let v = m.name().version().to_string();
+                    (m.name().to_string(), applied.contains(&(app.clone(), v)))
+                })
+                .collect();
+            let unknown_applied = applied
+                .iter()
+                .filter(|(a, v)| *a == app && !known.contains(v))
+                .map(|(_, v)| v.clone())
+                .collect();
+            AppMigrationStatus {
+                app,
+                migrations,
+                unknown_applied,
+            }
+        })
+        .collect();
+    Ok(AliasMigrationStatus {
+        alias: alias.to_owned(),
+        mirror_of: None,
+        apps,
+    })
 }
