@@ -259,9 +259,12 @@ impl DatabasesBuilder {
     /// its primary's). Pools are created without connecting; it is `async` only so that
     /// pools start on the current Tokio runtime.
     ///
-    /// Pool settings: deadpool honours `max_size` and the checkout timeout
-    /// ([`Alias::checkout_timeout`]); bb8 ([`bb8_pools`](Self::bb8_pools)) also `min_idle`,
-    /// `idle_timeout_secs` and `max_lifetime_secs`.
+    /// Pool settings: deadpool honours `max_size`, the checkout timeout
+    /// ([`Alias::checkout_timeout`]), and `max_lifetime_secs` and `idle_timeout_secs` at
+    /// checkout: a connection older than its lifetime, or not checked out for the idle
+    /// timeout, is closed when it would be handed out (deadpool has no reaper; the
+    /// connection then stays open until that checkout). bb8 ([`bb8_pools`](Self::bb8_pools))
+    /// honours all of these and `min_idle` as r2d2 does.
     ///
     /// ```no_run
     /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -401,8 +404,22 @@ fn pool_of<C: AsyncRegistryConnection>(
         return (Pool::Bb8(pool), attempts);
     }
     let _ = bb8;
+    let (idle_timeout, max_lifetime) = (s.idle_timeout, s.max_lifetime);
     let pool = deadpool::managed::Pool::builder(manager)
         .max_size(s.max_size as usize)
+        // deadpool has no idle timeout or lifetime of its own: a connection past either is
+        // dropped when it is next taken for a checkout (the checkout opens another).
+        .pre_recycle(deadpool::managed::Hook::sync_fn(move |_, metrics| {
+            let expired = max_lifetime.is_some_and(|limit| metrics.age() >= limit)
+                || idle_timeout.is_some_and(|limit| metrics.last_used() >= limit);
+            if expired {
+                Err(deadpool::managed::HookError::Message(
+                    "past the pool's idle timeout or lifetime".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        }))
         .build()
         .expect("a deadpool pool without timeouts needs no runtime");
     (Pool::Deadpool(pool), attempts)

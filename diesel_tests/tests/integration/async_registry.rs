@@ -509,3 +509,51 @@ async fn an_app_goes_back_to_zero_on_its_alias() {
         "the routers do not allow the migrations of app `blog` on database `analytics`"
     );
 }
+
+#[derive(QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+/// The server process of the primary session of a connection of `default` (in a
+/// transaction: on the primary).
+async fn primary_pid(dbs: &AsyncDatabases) -> i32 {
+    dbs.transaction_on::<_, E, _>("default", async |c| {
+        let p: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result(c)
+            .await?;
+        Ok(p.pid)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadpool_pools_honour_the_lifetime_and_the_idle_timeout() {
+    crate::trace();
+    for (setting, name) in [
+        ("max_lifetime_secs", "lifetime"),
+        ("idle_timeout_secs", "idle"),
+    ] {
+        let s = Scratch::new();
+        let mut config = two_aliases(&format!("areg_{name}"), &s);
+        let db = config.databases.get_mut("default").expect("default");
+        db.max_size = Some(1);
+        match setting {
+            "max_lifetime_secs" => db.max_lifetime_secs = Some(1),
+            _ => db.idle_timeout_secs = Some(1),
+        }
+        let dbs: AsyncDatabases = with_apps(config).build_async().await.unwrap();
+        let first = primary_pid(&dbs).await;
+        // Checked out again at once: the same connection.
+        assert_eq!(primary_pid(&dbs).await, first, "{setting}: reused at once");
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        // Past the setting: the pool closed it and opened another.
+        assert_ne!(
+            primary_pid(&dbs).await,
+            first,
+            "{setting}: replaced after 1 s"
+        );
+    }
+}
