@@ -17,7 +17,7 @@ use crate::registry::alias::{Alias, PoolError};
 use crate::registry::alias_url::Connect;
 use crate::registry::apps::{App, Model, ModelInfo};
 use crate::registry::builder::{BuildError, DatabasesBuilder, Prepared};
-use crate::registry::catalog::Catalog;
+use crate::registry::catalog::{catalog_accessors, Catalog};
 use crate::registry::config::Config;
 use crate::registry::metrics;
 use crate::registry::migrate::records::{records_connection, RecordsConnection};
@@ -486,49 +486,11 @@ async fn checkout<C: AsyncRegistryConnection>(
 }
 
 impl<C: AsyncRegistryConnection> AsyncDatabases<C> {
-    /// The aliases: `default` first, then by name.
-    pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
-        self.catalog.aliases.iter()
-    }
-
-    /// One alias.
-    pub fn alias(&self, name: &str) -> Option<&Alias> {
-        self.catalog.alias(name)
-    }
-
-    /// The router chain (routers given in code, then the config's app map).
-    pub fn router(&self) -> &RouterChain {
-        &self.catalog.router
-    }
-
-    /// The apps (declared in code and found in the config's `migrations_dir`).
-    pub fn apps(&self) -> &[App] {
-        &self.catalog.apps
-    }
-
-    /// Every declared model.
-    pub fn models(&self) -> impl Iterator<Item = ModelInfo> + '_ {
-        self.catalog.models()
-    }
-
-    /// The apps whose migrations the routers allow on `alias`, in declaration order.
-    pub fn apps_allowed_on(&self, alias: &str) -> Vec<&App> {
-        self.catalog.apps_allowed_on(alias)
-    }
+    catalog_accessors!();
 
     /// Whether the pools are bb8's (else deadpool's).
     pub fn uses_bb8(&self) -> bool {
         self.bb8
-    }
-
-    /// Where a read of `M` goes, and which router decided.
-    pub fn route_read<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
-        self.catalog.router.route_read(&M::info(), hints)
-    }
-
-    /// Where a write of `M` goes, and which router decided.
-    pub fn route_write<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
-        self.catalog.router.route_write(&M::info(), hints)
     }
 
     /// The alias and pool of `alias`.

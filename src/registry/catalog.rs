@@ -9,6 +9,54 @@ use crate::registry::apps::{App, ModelInfo};
 use crate::registry::metrics;
 use crate::registry::router::{Hints, Route, RouterChain};
 
+/// The read-only accessors both registries offer over their [`Catalog`] (field `catalog`):
+/// aliases, apps, models and routing decisions.
+macro_rules! catalog_accessors {
+    () => {
+        /// The aliases: `default` first, then by name.
+        pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
+            self.catalog.aliases.iter()
+        }
+
+        /// One alias.
+        pub fn alias(&self, name: &str) -> Option<&Alias> {
+            self.catalog.alias(name)
+        }
+
+        /// The router chain (routers given in code, then the config's app map).
+        pub fn router(&self) -> &RouterChain {
+            &self.catalog.router
+        }
+
+        /// The apps (declared in code and found in the config's `migrations_dir`).
+        pub fn apps(&self) -> &[App] {
+            &self.catalog.apps
+        }
+
+        /// Every declared model.
+        pub fn models(&self) -> impl Iterator<Item = ModelInfo> + '_ {
+            self.catalog.models()
+        }
+
+        /// The apps whose migrations the routers allow on `alias`
+        /// (`allow_migrate(alias, app_label, None, {})`), in declaration order.
+        pub fn apps_allowed_on(&self, alias: &str) -> Vec<&App> {
+            self.catalog.apps_allowed_on(alias)
+        }
+
+        /// Where a read of `M` goes, and which router decided.
+        pub fn route_read<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
+            self.catalog.router.route_read(&M::info(), hints)
+        }
+
+        /// Where a write of `M` goes, and which router decided.
+        pub fn route_write<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
+            self.catalog.router.route_write(&M::info(), hints)
+        }
+    };
+}
+pub(crate) use catalog_accessors;
+
 /// The aliases (`default` first, then by name), the router chain and the apps of a registry.
 pub(crate) struct Catalog {
     pub(crate) aliases: Vec<Alias>,

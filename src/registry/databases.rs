@@ -8,7 +8,7 @@ use diesel::Connection;
 
 use crate::registry::alias::{Alias, PoolError};
 use crate::registry::apps::{App, Model, ModelInfo};
-use crate::registry::catalog::Catalog;
+use crate::registry::catalog::{catalog_accessors, Catalog};
 use crate::registry::metrics;
 use crate::registry::pool::{AliasManager, AnyConnection, ConnectError};
 use crate::registry::router::{Hints, Route, RouterChain};
@@ -172,45 +172,16 @@ impl fmt::Debug for Databases {
 }
 
 impl Databases {
+    catalog_accessors!();
+
     /// `text` with the secrets of every alias URL masked.
     #[cfg_attr(not(feature = "cli"), allow(dead_code))]
     pub(crate) fn scrub(&self, text: &str) -> String {
         self.catalog.scrub(text)
     }
 
-    /// The aliases: `default` first, then by name.
-    pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
-        self.catalog.aliases.iter()
-    }
-
-    /// One alias.
-    pub fn alias(&self, name: &str) -> Option<&Alias> {
-        self.catalog.alias(name)
-    }
-
-    /// The router chain (routers given in code, then the config's app map).
-    pub fn router(&self) -> &RouterChain {
-        &self.catalog.router
-    }
-
-    /// The apps (declared in code and found in the config's `migrations_dir`).
-    pub fn apps(&self) -> &[App] {
-        &self.catalog.apps
-    }
-
-    /// Every declared model.
-    pub fn models(&self) -> impl Iterator<Item = ModelInfo> + '_ {
-        self.catalog.models()
-    }
-
     pub(crate) fn require(&self, alias: &str) -> Result<&Alias, PoolError> {
         self.catalog.require(alias)
-    }
-
-    /// The apps whose migrations the routers allow on `alias`
-    /// (`allow_migrate(alias, app_label, None, {})`), in declaration order.
-    pub fn apps_allowed_on(&self, alias: &str) -> Vec<&App> {
-        self.catalog.apps_allowed_on(alias)
     }
 
     /// A connection to an explicit alias (Django's `using`).
@@ -244,16 +215,6 @@ impl Databases {
         hints: &Hints,
     ) -> Result<PooledConnection, PoolError> {
         self.using(&self.catalog.routed(model, action, hints)?)
-    }
-
-    /// Where a read of `M` goes, and which router decided.
-    pub fn route_read<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
-        self.catalog.router.route_read(&M::info(), hints)
-    }
-
-    /// Where a write of `M` goes, and which router decided.
-    pub fn route_write<M: Model + ?Sized>(&self, hints: &Hints) -> Route {
-        self.catalog.router.route_write(&M::info(), hints)
     }
 
     /// A connection for reading the model `M` (the router chain's `db_for_read`).

@@ -22,13 +22,13 @@ use crate::registry::alias::PoolError;
 mod plan;
 pub(crate) mod records;
 mod run;
-#[cfg(multidb_sync)]
 mod show;
 
 #[cfg(feature = "async")]
 pub(crate) use plan::MigrationBackend;
 #[cfg(feature = "async")]
 pub(crate) use run::{run_alias, Goal};
+#[cfg(feature = "async")]
 pub(crate) use show::status_of;
 
 /// The name of the table that records applied migrations on every migrated alias.

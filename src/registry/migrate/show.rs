@@ -4,13 +4,16 @@ use std::collections::BTreeSet;
 
 use std::ops::DerefMut;
 
-use super::plan;
+use super::plan::{self, MigrationBackend};
 use super::records::RecordsConnection;
-use super::{AliasMigrationStatus, AppMigrationStatus, MigrateError, MigrationBackend};
+use super::{AliasMigrationStatus, AppMigrationStatus, MigrateError};
 use crate::registry::catalog::Catalog;
+#[cfg(multidb_sync)]
 use crate::registry::databases::Databases;
+#[cfg(multidb_sync)]
 use crate::registry::pool::AnyBackend;
 
+#[cfg(multidb_sync)]
 impl Databases {
     /// Applied and pending migrations of every allowed app on `alias` (reads only; a SQLite
     /// file that does not exist yet is not created).
