@@ -40,7 +40,7 @@ pub(crate) mod sealed {
         const BACKEND: crate::BackendKind;
 
         /// The Diesel backend of the SQL this type runs.
-        type Db: diesel::backend::Backend;
+        type Db: diesel::backend::Backend + Default;
 
         /// The shell of the topology monitor: threads (sync) or tasks (async).
         type Monitor: Monitor<Self>;
@@ -142,9 +142,12 @@ pub(crate) mod sealed {
         /// a statement given to it now would certainly not reach the server.
         fn is_closed(&mut self) -> bool;
 
-        /// Renders `source` once, with what the wrapper knows of the backend's types.
+        /// Renders `source` once (its SQL is `sql`: the wrapper renders it, or remembers
+        /// it for a query with a static id), with what the wrapper knows of the backend's
+        /// types.
         fn render<T: QueryFragment<Self::Db> + diesel::query_builder::QueryId>(
             source: &T,
+            sql: std::sync::Arc<str>,
             extra: &mut Self::Extra,
         ) -> QueryResult<Self::Rendered>;
 

@@ -1,13 +1,15 @@
 //! A query rendered once (SQL and bind values), for the async connections: diesel-async's
 //! sessions consume a query when they start running it, and the futures they return must
 //! be `Send` while a Diesel query need not be; a read that fails on a standby runs again on
-//! the primary from the same rendering.
+//! the primary from the same rendering. The SQL and the binds are shared (`Arc`), so that
+//! giving the rendering to a session costs no copy; the SQL of a query with a static query
+//! id is rendered once per connection (see `MultiHostConnection::render_async`).
+
+use std::sync::Arc;
 
 use diesel::backend::Backend;
 use diesel::query_builder::bind_collector::RawBytesBindCollector;
-use diesel::query_builder::{
-    AstPass, MoveableBindCollector, Query, QueryBuilder, QueryFragment, QueryId,
-};
+use diesel::query_builder::{AstPass, MoveableBindCollector, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::sql_types::{TypeMetadata, Untyped};
 
@@ -15,9 +17,9 @@ use diesel::sql_types::{TypeMetadata, Untyped};
 /// custom types PostgreSQL must look up), `()` when nothing.
 #[allow(unreachable_pub)]
 pub struct Rendered<DB: Backend + TypeMetadata, X = ()> {
-    sql: String,
+    sql: Arc<str>,
     safe_to_cache: bool,
-    pub(crate) binds: RawBytesBindCollector<DB>,
+    binds: Arc<RawBytesBindCollector<DB>>,
     pub(crate) pending: X,
 }
 
@@ -33,39 +35,56 @@ impl<DB: Backend + TypeMetadata, X> std::fmt::Debug for Rendered<DB, X> {
 impl<DB, X> Rendered<DB, X>
 where
     DB: Backend + TypeMetadata + Default,
-    DB::QueryBuilder: Default,
 {
-    /// Renders `source`'s SQL, with the binds already collected (with the backend's type
-    /// lookup) and what is pending.
+    /// `source`'s rendering: its SQL (rendered by the caller), the binds already collected
+    /// (with the backend's type lookup) and what is pending.
     pub(crate) fn new<T: QueryFragment<DB> + ?Sized>(
         source: &T,
+        sql: Arc<str>,
         binds: RawBytesBindCollector<DB>,
         pending: X,
     ) -> QueryResult<Self> {
-        let mut builder = DB::QueryBuilder::default();
-        source.to_sql(&mut builder, &DB::default())?;
         Ok(Rendered {
-            sql: builder.finish(),
+            sql,
             safe_to_cache: source.is_safe_to_cache_prepared(&DB::default())?,
-            binds,
+            binds: Arc::new(binds),
             pending,
         })
     }
+
+    /// The bind values, to be changed (copied first when a clone shares them).
+    pub(crate) fn binds_mut(&mut self) -> &mut RawBytesBindCollector<DB>
+    where
+        DB::TypeMetadata: Clone,
+    {
+        if Arc::get_mut(&mut self.binds).is_none() {
+            self.binds = Arc::new(copy_binds(&self.binds));
+        }
+        Arc::get_mut(&mut self.binds).expect("the binds were just copied")
+    }
+}
+
+/// A copy of collected binds (the collector is not `Clone`).
+fn copy_binds<DB>(binds: &RawBytesBindCollector<DB>) -> RawBytesBindCollector<DB>
+where
+    DB: Backend + TypeMetadata,
+    DB::TypeMetadata: Clone,
+{
+    let mut copy = RawBytesBindCollector::<DB>::new();
+    copy.binds.clone_from(&binds.binds);
+    copy.metadata.clone_from(&binds.metadata);
+    copy
 }
 
 impl<DB, X: Clone> Clone for Rendered<DB, X>
 where
     DB: Backend + TypeMetadata,
-    DB::TypeMetadata: Clone,
 {
     fn clone(&self) -> Self {
-        let mut binds = RawBytesBindCollector::<DB>::new();
-        binds.binds.clone_from(&self.binds.binds);
-        binds.metadata.clone_from(&self.binds.metadata);
         Rendered {
-            sql: self.sql.clone(),
+            sql: Arc::clone(&self.sql),
             safe_to_cache: self.safe_to_cache,
-            binds,
+            binds: Arc::clone(&self.binds),
             pending: self.pending.clone(),
         }
     }
@@ -82,7 +101,7 @@ where
             pass.unsafe_to_cache_prepared();
         }
         pass.push_sql(&self.sql);
-        pass.push_bind_collector_data::<RawBytesBindCollector<DB>>(&self.binds)
+        pass.push_bind_collector_data::<RawBytesBindCollector<DB>>(&*self.binds)
     }
 }
 

@@ -138,6 +138,11 @@ type TextEntries = Vec<(Box<str>, Classification)>;
 #[derive(Default)]
 pub(crate) struct ClassCache {
     by_id: HashMap<TypeId, Classification, BuildHasherDefault<IdHasher>>,
+    /// The SQL of queries with a static id that are safe to cache (Diesel's own rule for
+    /// keying a prepared statement by type: their SQL is the same every time), for the
+    /// async shell, which sends a rendering.
+    #[cfg(feature = "async")]
+    sql_by_id: HashMap<TypeId, std::sync::Arc<str>, BuildHasherDefault<IdHasher>>,
     by_text: HashMap<u64, TextEntries, BuildHasherDefault<PassThrough>>,
     /// Text hashes in insertion order, for dropping the oldest.
     order: VecDeque<u64>,
@@ -167,6 +172,18 @@ impl ClassCache {
 
     pub(crate) fn remember_id(&mut self, id: TypeId, class: Classification) {
         self.by_id.insert(id, class);
+    }
+
+    /// The SQL remembered for a static query id (see [`remember_sql`](Self::remember_sql)).
+    #[cfg(feature = "async")]
+    pub(crate) fn sql_by_id(&self, id: TypeId) -> Option<std::sync::Arc<str>> {
+        self.sql_by_id.get(&id).cloned()
+    }
+
+    /// Remembers the SQL of a query with a static id that is safe to cache.
+    #[cfg(feature = "async")]
+    pub(crate) fn remember_sql(&mut self, id: TypeId, sql: std::sync::Arc<str>) {
+        self.sql_by_id.insert(id, sql);
     }
 
     /// Classifies `sql`, from memory when this text was classified before.

@@ -2,6 +2,7 @@
 //! own API.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{CacheSize, Instrumentation};
@@ -26,14 +27,33 @@ use crate::multihost::url::ConnectionString;
 impl<C: AsyncHostConnection> MultiHostConnection<C> {
     /// The synchronous start of every statement: cleans up after a statement given up
     /// mid-flight, installs sessions opened meanwhile, classifies the query and renders it
-    /// once (the query cannot be kept across awaits: it need not be `Send`).
+    /// once (the query cannot be kept across awaits: it need not be `Send`). The SQL is
+    /// rendered once for both, and not at all for a query with a static id seen before
+    /// when it is safe to cache.
     fn begin_async<T>(&mut self, source: &T) -> QueryResult<(Classification, C::Rendered)>
     where
         T: QueryFragment<C::Db> + QueryId,
     {
         self.settle();
-        let class = self.classify_query(source)?;
-        let rendered = C::render(source, &mut self.extra)?;
+        let id = T::query_id();
+        let known_sql = id.and_then(|id| self.ctx.cache.sql_by_id(id));
+        let known_class = id.and_then(|id| self.ctx.cache.by_id(id));
+        let sql: Arc<str> = match &known_sql {
+            Some(sql) => Arc::clone(sql),
+            None => C::render_sql(source)?.into(),
+        };
+        let class = match known_class {
+            Some(class) => class,
+            None => self.classify_rendered(id, &sql),
+        };
+        if let (Some(id), None) = (id, &known_sql) {
+            // Diesel's rule for keying a prepared statement by type: the SQL of a query
+            // with a static id that is safe to cache is the same every time.
+            if source.is_safe_to_cache_prepared(&C::Db::default())? {
+                self.ctx.cache.remember_sql(id, Arc::clone(&sql));
+            }
+        }
+        let rendered = C::render(source, sql, &mut self.extra)?;
         Ok((class, rendered))
     }
 }

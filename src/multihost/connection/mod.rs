@@ -464,17 +464,23 @@ impl<C: HostConnection> MultiHostConnection<C> {
             }
         }
         let sql = C::render_sql(source)?;
+        Ok(self.classify_rendered(id, &sql))
+    }
+
+    /// Classifies a query's rendered SQL: remembered by its static id when it has one,
+    /// else by its text.
+    fn classify_rendered(&mut self, id: Option<std::any::TypeId>, sql: &str) -> Classification {
         match id {
             Some(id) => {
                 let class = crate::multihost::classify::classify_for(
                     C::BACKEND,
-                    &sql,
+                    sql,
                     self.ctx.shared.cs().writing_functions(),
                 );
                 self.ctx.cache.remember_id(id, class);
-                Ok(class)
+                class
             }
-            None => Ok(self.classify_text(&sql)),
+            None => self.classify_text(sql),
         }
     }
 }

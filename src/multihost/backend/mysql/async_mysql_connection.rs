@@ -123,11 +123,12 @@ impl sealed::AsyncWrapped for AsyncMysqlConnection {
 
     fn render<T: QueryFragment<Mysql> + QueryId>(
         source: &T,
+        sql: std::sync::Arc<str>,
         _extra: &mut (),
     ) -> QueryResult<MysqlRendered> {
         let mut binds = RawBytesBindCollector::<Mysql>::new();
         source.collect_binds(&mut binds, &mut (), &Mysql)?;
-        Rendered::new(source, binds, ())
+        Rendered::new(source, sql, binds, ())
     }
 
     fn needs_resolving(_rendered: &MysqlRendered) -> bool {

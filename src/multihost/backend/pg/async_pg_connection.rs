@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::pg::{Pg, PgMetadataLookup, PgTypeMetadata};
@@ -112,11 +113,12 @@ fn collect<T: QueryFragment<Pg> + ?Sized>(
 /// does not hold, and where they sit.
 fn render<T: QueryFragment<Pg> + ?Sized>(
     source: &T,
+    sql: Arc<str>,
     known: &mut TypeOids,
 ) -> QueryResult<PgRendered> {
     let (zero, missing) = collect(source, known, None)?;
     if missing.is_empty() {
-        return Rendered::new(source, zero, None);
+        return Rendered::new(source, sql, zero, None);
     }
     // Again with distinct placeholders: a byte position holding 0 the first time and a
     // placeholder the second time is a placeholder OID inside a value.
@@ -139,7 +141,7 @@ fn render<T: QueryFragment<Pg> + ?Sized>(
         types: missing.into_iter().collect(),
         locations,
     };
-    Rendered::new(source, distinct, Some(Box::new(unresolved)))
+    Rendered::new(source, sql, distinct, Some(Box::new(unresolved)))
 }
 
 #[derive(QueryableByName)]
@@ -291,9 +293,10 @@ impl sealed::AsyncWrapped for AsyncPgConnection {
 
     fn render<T: QueryFragment<Pg> + QueryId>(
         source: &T,
+        sql: Arc<str>,
         extra: &mut TypeOids,
     ) -> QueryResult<PgRendered> {
-        render(source, extra)
+        render(source, sql, extra)
     }
 
     fn needs_resolving(rendered: &PgRendered) -> bool {
@@ -322,7 +325,8 @@ impl sealed::AsyncWrapped for AsyncPgConnection {
             real.insert(*placeholder, oids.0);
             real.insert(*placeholder_array, oids.1);
         }
-        for metadata in &mut rendered.binds.metadata {
+        let binds = rendered.binds_mut();
+        for metadata in &mut binds.metadata {
             if let (Ok(oid), Ok(array)) = (metadata.oid(), metadata.array_oid()) {
                 if real.contains_key(&oid) || real.contains_key(&array) {
                     *metadata = PgTypeMetadata::new(
@@ -333,7 +337,7 @@ impl sealed::AsyncWrapped for AsyncPgConnection {
             }
         }
         for (bind, byte) in &unresolved.locations {
-            if let Some(Some(bytes)) = rendered.binds.binds.get_mut(*bind) {
+            if let Some(Some(bytes)) = binds.binds.get_mut(*bind) {
                 if let Some(window) = bytes.get_mut(*byte..*byte + 4) {
                     let value = u32::from_be_bytes([window[0], window[1], window[2], window[3]]);
                     if let Some(oid) = real.get(&value) {
