@@ -1,43 +1,6 @@
 use super::*;
 
-fn class(sql: &str) -> Classification {
-    classify(sql, &[])
-}
-
-#[track_caller]
-fn read(sql: &str) {
-    assert!(class(sql).read_only, "expected read-only: {sql}");
-}
-
-#[track_caller]
-fn write(sql: &str) {
-    assert!(!class(sql).read_only, "expected not read-only: {sql}");
-}
-
-#[track_caller]
-fn pin(sql: &str) {
-    assert!(class(sql).pins_session, "expected a pin: {sql}");
-}
-
-#[track_caller]
-fn no_pin(sql: &str) {
-    assert!(!class(sql).pins_session, "expected no pin: {sql}");
-}
-
-#[track_caller]
-fn tx(sql: &str, expected: TxEffect) {
-    assert_eq!(class(sql).tx, expected, "tx effect of: {sql}");
-}
-
-#[track_caller]
-fn exactly(sql: &str, read_only: bool, pins_session: bool, tx: TxEffect) {
-    let got = class(sql);
-    assert_eq!(
-        (got.read_only, got.pins_session, got.tx),
-        (read_only, pins_session, tx),
-        "classification of: {sql}"
-    );
-}
+classification_assertions!(classify);
 
 // ---- function lists -------------------------------------------------------------
 
@@ -1105,11 +1068,6 @@ fn long_input_is_linear() {
 
 // ---- what a read-only error proves ---------------------------------------------------
 
-#[track_caller]
-fn atomic(sql: &str, expected: bool) {
-    assert_eq!(class(sql).atomic, expected, "atomicity of: {sql}");
-}
-
 #[test]
 fn only_a_single_statement_that_cannot_commit_is_atomic() {
     atomic("INSERT INTO t VALUES (1)", true);
@@ -1156,11 +1114,6 @@ fn the_quick_function_filter_lets_every_listed_name_through() {
     }
     assert!(!may_be_listed("where"));
     assert!(!may_be_listed("in"));
-}
-
-#[track_caller]
-fn writes(sql: &str, expected: bool) {
-    assert_eq!(class(sql).writes, expected, "writes of: {sql}");
 }
 
 #[test]
