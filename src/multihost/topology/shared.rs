@@ -62,6 +62,33 @@ pub(crate) fn find_or_insert<S: Any + Send + Sync>(
     }
 }
 
+/// The topology of one connection string in a shell: the [`Base`] with how the shell
+/// signals state changes to waiters for a primary (`changed`) and work to its workers
+/// (`work`): condition variables for threads, `Notify` for Tokio tasks.
+/// (`pub` in a private module: the shells' topologies name sealed traits' associated types.)
+#[allow(unreachable_pub)]
+pub struct Shell<C, R, N> {
+    pub(crate) base: Base<C, R>,
+    /// Signalled whenever the state changes (waiters for a primary).
+    pub(crate) changed: N,
+    /// Signalled when the workers may have something to do.
+    pub(crate) work: N,
+}
+
+impl<C, R, N> std::ops::Deref for Shell<C, R, N> {
+    type Target = Base<C, R>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
+}
+
+impl<C, R, N> std::fmt::Debug for Shell<C, R, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.base.fmt(f)
+    }
+}
+
 /// What every shell's topology holds: the connection string, the hosts' metric labels and
 /// the shared state under its lock. Each shell adds how it wakes its workers and waiters.
 /// (`pub` in a private module: the shells' topologies name sealed traits' associated types.)

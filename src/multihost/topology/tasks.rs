@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, Notify};
 
-use super::shared::{self, Base, Monitor, PrimaryWait, WorkerStep, WAIT_SLICE};
+use super::shared::{self, Base, Monitor, PrimaryWait, Shell, WorkerStep, WAIT_SLICE};
 use super::state::Observation;
 use super::{DiscoveryError, HostFailure};
 use crate::multihost::backend::sealed::AsyncWrapped;
@@ -26,30 +26,7 @@ pub(crate) type SessionReply<C> = oneshot::Receiver<Result<C, HostFailure>>;
 type SessionSender<C> = oneshot::Sender<Result<C, HostFailure>>;
 
 /// The topology of one connection string, its worker tasks and its waiters.
-///
-/// `pub` (in a private module) because it names a sealed trait's associated type.
-#[allow(unreachable_pub)]
-pub struct Shared<C> {
-    base: Base<C, SessionSender<C>>,
-    /// Notified whenever the state changes (waiters for a primary).
-    changed: Notify,
-    /// Notified when the workers may have something to do.
-    work: Notify,
-}
-
-impl<C> std::ops::Deref for Shared<C> {
-    type Target = Base<C, SessionSender<C>>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.base
-    }
-}
-
-impl<C> std::fmt::Debug for Shared<C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.base.fmt(f)
-    }
-}
+pub(crate) type Shared<C> = Shell<C, SessionSender<C>, Notify>;
 
 /// Marks a host's worker as stopped when its task is dropped without stopping by itself
 /// (its runtime shut down), so that the next connection starts another.
@@ -118,7 +95,7 @@ impl<C: AsyncWrapped> Shared<C> {
         let shared = shared::find_or_insert(
             cs,
             |s: &Shared<C>, now| s.expired(now),
-            || Shared {
+            || Shell {
                 base: Base::new(cs),
                 changed: Notify::new(),
                 work: Notify::new(),

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant};
 
-use super::shared::{self, Base, Monitor, PrimaryWait, WorkerStep, WAIT_SLICE};
+use super::shared::{self, Base, Monitor, PrimaryWait, Shell, WorkerStep, WAIT_SLICE};
 use super::state::Observation;
 use super::{DiscoveryError, HostFailure, HostStatus};
 use crate::multihost::backend::sealed::SyncWrapped;
@@ -25,30 +25,7 @@ pub(crate) type SessionReply<C> = mpsc::Receiver<Result<C, HostFailure>>;
 type SessionSender<C> = mpsc::Sender<Result<C, HostFailure>>;
 
 /// The topology of one connection string, its worker threads and its waiters.
-///
-/// `pub` (in a private module) because it names a sealed trait's associated type.
-#[allow(unreachable_pub)]
-pub struct Shared<C> {
-    base: Base<C, SessionSender<C>>,
-    /// Signalled whenever the state changes (waiters for a primary).
-    changed: Condvar,
-    /// Signalled when the workers may have something to do.
-    work: Condvar,
-}
-
-impl<C> std::ops::Deref for Shared<C> {
-    type Target = Base<C, SessionSender<C>>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.base
-    }
-}
-
-impl<C> std::fmt::Debug for Shared<C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.base.fmt(f)
-    }
-}
+pub(crate) type Shared<C> = Shell<C, SessionSender<C>, Condvar>;
 
 impl<C: SyncWrapped> Shared<C> {
     /// The process-wide topology of `cs`, with one more connection attached (its workers
@@ -57,7 +34,7 @@ impl<C: SyncWrapped> Shared<C> {
         let shared = shared::find_or_insert(
             cs,
             |s: &Shared<C>, now| s.expired(now),
-            || Shared {
+            || Shell {
                 base: Base::new(cs),
                 changed: Condvar::new(),
                 work: Condvar::new(),
