@@ -61,7 +61,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use diesel_multidb::MultiHostConnection;
 use diesel_multidb_testkit::PgCluster;
 
-use common::{cores, env_or, loadavg, quick, Rng, Spread};
+use common::{cores, env_or, loadavg, log_round, per_round_ratio, Rng, Spread, Tally};
 
 diesel::table! {
     accounts (id) {
@@ -147,31 +147,6 @@ struct Variant {
     key: &'static str,
     label: &'static str,
     target: Arc<Target>,
-}
-
-/// What one task (or one variant, summed) did.
-#[derive(Default, Clone)]
-struct Tally {
-    reads: u64,
-    writes: u64,
-    /// Reads the wrapper reports it ran on a standby, by port (Multi only).
-    standby_reads: BTreeMap<u16, u64>,
-    errors: u64,
-    first_error: Option<String>,
-}
-
-impl Tally {
-    fn add(&mut self, other: &Tally) {
-        self.reads += other.reads;
-        self.writes += other.writes;
-        for (port, n) in &other.standby_reads {
-            *self.standby_reads.entry(*port).or_default() += n;
-        }
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error.clone_from(&other.first_error);
-        }
-    }
 }
 
 /// One transaction: a checkout, a read or an update, the checkin.
@@ -375,18 +350,7 @@ async fn run(cluster: &PgCluster, db: &str, cfg: &Config) {
                 let v = &variants[i];
                 let seed = (round as u64) << 16 | (w as u64) << 8 | i as u64;
                 let (rate, tally) = drive(&v.target, cfg, cfg.secs, workload.write_pct, seed).await;
-                eprintln!(
-                    "round {} {} {}: {:.0} tx/s{}",
-                    round + 1,
-                    workload.name,
-                    v.key,
-                    rate,
-                    if tally.errors > 0 {
-                        format!(" ({} errors)", tally.errors)
-                    } else {
-                        String::new()
-                    }
-                );
+                log_round(round, workload.name, v.key, rate, &tally);
                 rates.entry((w, v.key)).or_default().push(rate);
                 tallies.entry((w, v.key)).or_default().add(&tally);
             }
@@ -452,12 +416,7 @@ async fn run(cluster: &PgCluster, db: &str, cfg: &Config) {
             ),
             ("(b)", "(d)", "≥ 1.0 (the sync pool bench's, issue 8)"),
         ] {
-            let per_round: Vec<f64> = rates[&(w, num)]
-                .iter()
-                .zip(&rates[&(w, den)])
-                .map(|(n, d)| n / d)
-                .collect();
-            let s = Spread::of(&per_round);
+            let s = per_round_ratio(&rates[&(w, num)], &rates[&(w, den)]);
             println!(
                 "| {} | {num}/{den} | {:.3} | {} | {target} |",
                 workload.name,
@@ -469,17 +428,9 @@ async fn run(cluster: &PgCluster, db: &str, cfg: &Config) {
 }
 
 fn main() {
-    if !common::started_by_cargo_bench() {
+    let Some(quick) = common::start_bench() else {
         return;
-    }
-    if std::env::var_os("RUST_LOG").is_some() {
-        // e.g. RUST_LOG=diesel_multidb=debug: the library's tracing on stderr.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-    let quick = quick();
+    };
     let cfg = Config::from_env(quick);
     let t0 = Instant::now();
     let load_start = loadavg();

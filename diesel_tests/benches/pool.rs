@@ -110,7 +110,7 @@ use diesel_multidb::MultiHostConnection;
 use diesel_multidb_testkit::{Blackhole, PgCluster};
 
 use common::pgpool::{Backend, Pgpool, PoolNode};
-use common::{cores, env_or, loadavg, quick, us, Rng, Spread};
+use common::{cores, env_or, loadavg, log_round, per_round_ratio, us, Rng, Spread, Tally};
 
 diesel::table! {
     accounts (id) {
@@ -285,35 +285,6 @@ struct Variant {
     target: Target,
     /// Runs in the read-only workload too.
     read_only_too: bool,
-}
-
-/// What one thread (or one variant, summed) did.
-#[derive(Default, Clone)]
-struct Tally {
-    reads: u64,
-    writes: u64,
-    /// Reads the wrapper reports it ran on a standby, by port (Multi only).
-    standby_reads: BTreeMap<u16, u64>,
-    errors: u64,
-    first_error: Option<String>,
-}
-
-impl Tally {
-    fn add(&mut self, other: &Tally) {
-        self.reads += other.reads;
-        self.writes += other.writes;
-        for (port, n) in &other.standby_reads {
-            *self.standby_reads.entry(*port).or_default() += n;
-        }
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error.clone_from(&other.first_error);
-        }
-    }
-
-    fn standby_total(&self) -> u64 {
-        self.standby_reads.values().sum()
-    }
 }
 
 /// One transaction: a checkout, a read or an update, the checkin.
@@ -610,18 +581,7 @@ fn section_pool(bench: &Bench, cfg: &Config) {
                         }
                     }
                 }
-                eprintln!(
-                    "round {} {} {}: {:.0} tx/s{}",
-                    round + 1,
-                    workload.name,
-                    v.key,
-                    rate,
-                    if tally.errors > 0 {
-                        format!(" ({} errors)", tally.errors)
-                    } else {
-                        String::new()
-                    }
-                );
+                log_round(round, workload.name, v.key, rate, &tally);
                 rates.entry((w, v.key)).or_default().push(rate);
                 tallies.entry((w, v.key)).or_default().add(&tally);
             }
@@ -681,8 +641,7 @@ fn section_pool(bench: &Bench, cfg: &Config) {
     let ratio = |w: usize, num: &str, den: &str| -> Option<Spread> {
         let n = rates.get(&(w, num))?;
         let d = rates.get(&(w, den))?;
-        let per_round: Vec<f64> = n.iter().zip(d).map(|(n, d)| n / d).collect();
-        Some(Spread::of(&per_round))
+        Some(per_round_ratio(n, d))
     };
     for (w, workload) in workloads.iter().enumerate() {
         for (num, den, target) in [
@@ -1430,17 +1389,9 @@ fn section_monitor(bench: &Bench, cfg: &Config) {
 // ---------------------------------------------------------------------------------------
 
 fn main() {
-    if !common::started_by_cargo_bench() {
+    let Some(quick) = common::start_bench() else {
         return;
-    }
-    if std::env::var_os("RUST_LOG").is_some() {
-        // e.g. RUST_LOG=diesel_multidb=debug: the library's tracing on stderr.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-    let quick = quick();
+    };
     let cfg = Config::from_env(quick);
     let t0 = Instant::now();
     let load_start = loadavg();

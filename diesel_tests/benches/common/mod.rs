@@ -7,6 +7,7 @@
 
 pub mod pgpool;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -166,4 +167,70 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         (self.next_u64() >> 11) % n
     }
+}
+
+/// What one thread or task of a pool bench (or one variant, summed) did.
+#[derive(Default, Clone)]
+pub struct Tally {
+    pub reads: u64,
+    pub writes: u64,
+    /// Reads the wrapper reports it ran on a standby, by port (the wrapper's variants only).
+    pub standby_reads: BTreeMap<u16, u64>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl Tally {
+    /// Adds `other`'s counts (and its first error when this has none).
+    pub fn add(&mut self, other: &Tally) {
+        self.reads += other.reads;
+        self.writes += other.writes;
+        for (port, n) in &other.standby_reads {
+            *self.standby_reads.entry(*port).or_default() += n;
+        }
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+    }
+
+    /// Reads on any standby.
+    pub fn standby_total(&self) -> u64 {
+        self.standby_reads.values().sum()
+    }
+}
+
+/// The progress line of one variant's run in a round of a pool bench, on stderr.
+pub fn log_round(round: usize, workload: &str, key: &str, rate: f64, tally: &Tally) {
+    eprintln!(
+        "round {} {workload} {key}: {rate:.0} tx/s{}",
+        round + 1,
+        if tally.errors > 0 {
+            format!(" ({} errors)", tally.errors)
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// Starts a pool bench: `None` when not started by `cargo bench` (the bench then returns at
+/// once); else the library's tracing on stderr when `RUST_LOG` is set (e.g.
+/// `RUST_LOG=diesel_multidb=debug`), and `Some(quick)` (`--quick` given).
+pub fn start_bench() -> Option<bool> {
+    if !started_by_cargo_bench() {
+        return None;
+    }
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    Some(quick())
+}
+
+/// The per-round ratios of two variants' rates (`num[i] / den[i]`), as a spread.
+pub fn per_round_ratio(num: &[f64], den: &[f64]) -> Spread {
+    let per_round: Vec<f64> = num.iter().zip(den).map(|(n, d)| n / d).collect();
+    Spread::of(&per_round)
 }
