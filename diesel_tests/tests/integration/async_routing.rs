@@ -349,3 +349,109 @@ async fn async_session_state_and_explicit_pins_keep_reads_on_the_primary() {
     assert_eq!(port as u16, primary);
     eprintln!("async session state: SET, temp table, advisory lock, pins all on {primary}");
 }
+
+/// A PostgreSQL enum type, known to Diesel by name only: its OID is looked up per session.
+#[derive(diesel::sql_types::SqlType, diesel::query_builder::QueryId)]
+#[diesel(postgres_type(name = "mood"))]
+struct MoodType;
+
+#[derive(Debug, Clone, Copy, PartialEq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = MoodType)]
+enum Mood {
+    Happy,
+    Sad,
+}
+
+impl diesel::serialize::ToSql<MoodType, diesel::pg::Pg> for Mood {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+    ) -> diesel::serialize::Result {
+        use std::io::Write;
+        out.write_all(match self {
+            Mood::Happy => b"happy",
+            Mood::Sad => b"sad",
+        })?;
+        Ok(diesel::serialize::IsNull::No)
+    }
+}
+
+impl diesel::deserialize::FromSql<MoodType, diesel::pg::Pg> for Mood {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        match value.as_bytes() {
+            b"happy" => Ok(Mood::Happy),
+            b"sad" => Ok(Mood::Sad),
+            other => Err(format!("not a mood: {other:?}").into()),
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct MoodCount {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn async_custom_types_resolve_on_the_session_that_runs_them() {
+    use diesel::sql_types::Array;
+    let (cluster, db) = fresh_db("amood");
+    {
+        let mut setup = aconnect(&url(&[cluster.primary_port()], &db, "")).await;
+        setup
+            .batch_execute(
+                "CREATE TYPE mood AS ENUM ('happy', 'sad'); \
+                 CREATE TABLE moods (id serial PRIMARY KEY, m mood NOT NULL)",
+            )
+            .await
+            .unwrap();
+    }
+    let mut conn = aconnect_ready(&url(&all_ports(cluster), &db, "")).await;
+    // Twice: the first statement looks the type's OIDs up, the second knows them. A value
+    // and an array (whose bytes hold the element type's OID).
+    for round in 0..2 {
+        diesel::sql_query("INSERT INTO moods (m) VALUES ($1), ($2)")
+            .bind::<MoodType, _>(Mood::Happy)
+            .bind::<MoodType, _>(Mood::Sad)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: insert: {e}"));
+        let counted: MoodCount =
+            diesel::sql_query("SELECT count(*) AS n FROM moods WHERE m = ANY($1)")
+                .bind::<Array<MoodType>, _>(vec![Mood::Happy, Mood::Sad])
+                .get_result(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: count: {e}"));
+        assert_eq!(counted.n, 2 * (round + 1), "round {round}");
+        let sad: Vec<Mood> = diesel::sql_query("SELECT m FROM moods WHERE m = $1")
+            .bind::<MoodType, _>(Mood::Sad)
+            .load::<MoodRow>(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: load: {e}"))
+            .into_iter()
+            .map(|r| r.m)
+            .collect();
+        assert_eq!(sad, vec![Mood::Sad; round as usize + 1], "round {round}");
+    }
+    // On a standby too (read-your-writes waits for it to catch up, else runs on the
+    // primary): the standby's OIDs are the primary's, the session looks them up itself.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut reader = aconnect_ready(&url(&all_ports(cluster), &db, "")).await;
+    let counted: MoodCount = diesel::sql_query("SELECT count(*) AS n FROM moods WHERE m = $1")
+        .bind::<MoodType, _>(Mood::Happy)
+        .get_result(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(counted.n, 2);
+    assert!(
+        reader.last_route().is_some_and(|r| r.is_replica()),
+        "the custom-type read ran on {:?}",
+        reader.last_route()
+    );
+}
+
+#[derive(QueryableByName)]
+struct MoodRow {
+    #[diesel(sql_type = MoodType)]
+    m: Mood,
+}
