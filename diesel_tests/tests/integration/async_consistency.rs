@@ -19,6 +19,7 @@ use diesel_multidb_testkit::PgCluster;
 use crate::async_routing::{
     aconnect, aconnect_ready, aready, assert_on_standby, awho, tx_depth, AConn,
 };
+use crate::common::Cycles;
 use crate::consistency::{own_cluster, pause_replay, resume_replay, same_position, unique};
 use crate::multihost::{all_ports, fresh_db, inet_server_port, query_in, url, users, NewUser};
 
@@ -47,14 +48,6 @@ async fn read_named(conn: &mut AConn, name: &str) -> Vec<i32> {
         .unwrap_or_else(|e| panic!("reading {name}: {e}"))
 }
 
-/// What a series of write-then-read cycles saw.
-#[derive(Debug, Default)]
-struct Cycles {
-    misses: usize,
-    on_standby: usize,
-    missed_on: Vec<u16>,
-}
-
 /// `n` cycles on one connection: INSERT a unique row, at once SELECT it.
 async fn write_then_read(cluster: &PgCluster, conn: &mut AConn, n: usize, prefix: &str) -> Cycles {
     let standbys = cluster.standby_ports();
@@ -63,19 +56,13 @@ async fn write_then_read(cluster: &PgCluster, conn: &mut AConn, n: usize, prefix
         let name = unique(prefix);
         let wrote = insert_named(conn, &name).await;
         assert_eq!(wrote as u16, cluster.current_primary_port());
-        match read_named(conn, &name).await.as_slice() {
-            [] => {
-                seen.misses += 1;
-                seen.missed_on
-                    .push(conn.last_route().map_or(0, |r| r.host().port()));
-            }
-            [port] => {
-                if standbys.contains(&(*port as u16)) {
-                    seen.on_standby += 1;
-                }
-            }
-            more => panic!("{name} found {} times: {more:?}", more.len()),
-        }
+        let ports: Vec<u16> = read_named(conn, &name)
+            .await
+            .iter()
+            .map(|&p| p as u16)
+            .collect();
+        let route = conn.last_route().map(|r| r.host().port());
+        seen.count(&name, &ports, route, &standbys);
     }
     seen
 }
@@ -91,20 +78,11 @@ async fn async_read_your_writes_300_cycles_on_one_connection() {
     let mut conn = aconnect_ready(&url(&all_ports(cluster), &db, "")).await;
     let started = Instant::now();
     let seen = write_then_read(cluster, &mut conn, CYCLES, "aryw").await;
-    eprintln!(
-        "async read-your-writes (default parameters): {} misses of {CYCLES}, {} reads on \
-         standbys ({:.0} %), {:?}",
-        seen.misses,
-        seen.on_standby,
-        100.0 * seen.on_standby as f64 / CYCLES as f64,
-        started.elapsed()
-    );
-    assert_eq!(
-        seen.misses,
-        0,
-        "reads missed the connection's own writes (ran on {:?}); topology: {:#?}",
-        seen.missed_on,
-        conn.topology()
+    seen.assert_no_miss(
+        "async read-your-writes (default parameters)",
+        CYCLES,
+        started.elapsed(),
+        &conn.topology(),
     );
     // Once replayed, reads go back to the standbys.
     let waited = Instant::now();

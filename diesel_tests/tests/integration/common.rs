@@ -78,3 +78,63 @@ impl Scratch {
         )
     }
 }
+
+/// What a series of write-then-read cycles on one connection saw (read-your-writes tests,
+/// PostgreSQL and MariaDB, sync and async).
+#[derive(Debug, Default)]
+pub(crate) struct Cycles {
+    /// Reads that did not find the row just written.
+    pub(crate) misses: usize,
+    /// Reads that found the row on a standby or replica (per the port the server reported).
+    pub(crate) on_standby: usize,
+    /// Reads that missed, by the port the connection says they ran on.
+    pub(crate) missed_on: Vec<u16>,
+}
+
+impl Cycles {
+    /// Counts one read of row `name`: the ports of the servers that returned it (`found`),
+    /// where the connection says the read ran (`route_port`), the standbys' ports.
+    pub(crate) fn count(
+        &mut self,
+        name: &str,
+        found: &[u16],
+        route_port: Option<u16>,
+        standbys: &[u16],
+    ) {
+        match found {
+            [] => {
+                self.misses += 1;
+                self.missed_on.push(route_port.unwrap_or_default());
+            }
+            [port] => {
+                if standbys.contains(port) {
+                    self.on_standby += 1;
+                }
+            }
+            more => panic!("{name} found {} times: {more:?}", more.len()),
+        }
+    }
+
+    /// Prints what `what` saw in `cycles` cycles and asserts that no read missed
+    /// (`topology`: the connection's, shown when one did).
+    #[track_caller]
+    pub(crate) fn assert_no_miss(
+        &self,
+        what: &str,
+        cycles: usize,
+        elapsed: std::time::Duration,
+        topology: &dyn std::fmt::Debug,
+    ) {
+        eprintln!(
+            "{what}: {} misses of {cycles}, {} reads on standbys ({:.0} %), {elapsed:?}",
+            self.misses,
+            self.on_standby,
+            100.0 * self.on_standby as f64 / cycles as f64,
+        );
+        assert_eq!(
+            self.misses, 0,
+            "reads missed the connection's own writes (ran on {:?}); topology: {topology:#?}",
+            self.missed_on
+        );
+    }
+}

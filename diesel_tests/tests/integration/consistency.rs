@@ -35,6 +35,7 @@ pub(crate) mod reg {
         }
     }
 }
+use crate::common::Cycles;
 use reg::ryw_items;
 
 diesel_multidb::models! { "consistency" => [reg::ryw_items::table] }
@@ -72,16 +73,6 @@ fn read_named(conn: &mut Conn, name: &str) -> Vec<i32> {
         .unwrap_or_else(|e| panic!("reading {name}: {e}"))
 }
 
-/// What a series of write-then-read cycles saw.
-#[derive(Debug, Default)]
-struct Cycles {
-    misses: usize,
-    /// Reads that found the row on a standby (the port the server reported is a standby's).
-    on_standby: usize,
-    /// Reads that missed, by the port the connection says they ran on.
-    missed_on: Vec<u16>,
-}
-
 /// `n` cycles on one connection: INSERT a unique row, at once SELECT it.
 fn write_then_read(cluster: &PgCluster, conn: &mut Conn, n: usize, prefix: &str) -> Cycles {
     let standbys = cluster.standby_ports();
@@ -94,23 +85,9 @@ fn write_then_read(cluster: &PgCluster, conn: &mut Conn, n: usize, prefix: &str)
             cluster.current_primary_port(),
             "the INSERT ran on {wrote}"
         );
-        let ports = read_named(conn, &name);
-        match ports.as_slice() {
-            [] => {
-                seen.misses += 1;
-                seen.missed_on.push(
-                    conn.last_route()
-                        .map(|r| r.host().port())
-                        .unwrap_or_default(),
-                );
-            }
-            [port] => {
-                if standbys.contains(&(*port as u16)) {
-                    seen.on_standby += 1;
-                }
-            }
-            more => panic!("{name} found {} times: {more:?}", more.len()),
-        }
+        let ports: Vec<u16> = read_named(conn, &name).iter().map(|&p| p as u16).collect();
+        let route = conn.last_route().map(|r| r.host().port());
+        seen.count(&name, &ports, route, &standbys);
     }
     seen
 }
@@ -156,20 +133,11 @@ fn read_your_writes_300_cycles_on_one_connection_and_back_to_standbys() {
     let mut conn = connect_ready(&url(&all_ports(cluster), &db, ""));
     let started = Instant::now();
     let seen = write_then_read(cluster, &mut conn, CYCLES, "ryw");
-    eprintln!(
-        "read-your-writes (default parameters): {} misses of {CYCLES}, {} reads on standbys \
-         ({:.0} %), {:?}",
-        seen.misses,
-        seen.on_standby,
-        100.0 * seen.on_standby as f64 / CYCLES as f64,
-        started.elapsed()
-    );
-    assert_eq!(
-        seen.misses,
-        0,
-        "reads missed the connection's own writes (ran on {:?}); topology: {:#?}",
-        seen.missed_on,
-        conn.topology()
+    seen.assert_no_miss(
+        "read-your-writes (default parameters)",
+        CYCLES,
+        started.elapsed(),
+        &conn.topology(),
     );
 
     // Once the standbys have replayed the writes, reads run on a standby again.

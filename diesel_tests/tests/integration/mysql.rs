@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::Cycles;
 use diesel::connection::SimpleConnection;
 use diesel::dsl::sql;
 use diesel::mysql::MysqlConnection;
@@ -297,7 +298,7 @@ impl ReplicaLog {
 /// connection ("No metadata exists"), so writes go through `execute` (which always runs on
 /// the source) and `SELECT f()` (the 1290 test).
 #[test]
-fn mysql_routing_rules_reads_on_replicas_everything_else_on_the_source() {
+fn mysql_routing_rules_reads_on_standbys_everything_else_on_the_source() {
     let cluster = own_cluster(2);
     let db = MariaDbCluster::DATABASE;
     let source = cluster.source_port();
@@ -307,7 +308,7 @@ fn mysql_routing_rules_reads_on_replicas_everything_else_on_the_source() {
     let url = cluster.default_url(FAST);
     let mut log = ReplicaLog::new(&cluster, &replicas);
     let mut problems: Vec<String> = Vec::new();
-    let mut on_replica = 0usize;
+    let mut on_standby = 0usize;
 
     // After a statement that raised the connection's read-your-writes floor, reads go to
     // the source until a replica has caught up; wait for that (a pinned connection never
@@ -616,7 +617,7 @@ fn mysql_routing_rules_reads_on_replicas_everything_else_on_the_source() {
         let mut conn = connect_ready(&url);
         // The connection's plain reads run on a replica before the case.
         match try_who(&mut conn) {
-            Ok(s) if replicas.contains(&s.port) && s.read_only => on_replica += 1,
+            Ok(s) if replicas.contains(&s.port) && s.read_only => on_standby += 1,
             Ok(s) => problems.push(format!(
                 "{name}: before the case, a plain SELECT ran on {s:?}, not a replica"
             )),
@@ -628,12 +629,12 @@ fn mysql_routing_rules_reads_on_replicas_everything_else_on_the_source() {
         let result = case(&mut conn);
         let moved = log.since(&mark);
         // The positive case itself reads on a replica.
-        let expect_reads_on_replica = name.starts_with("plain SELECT");
+        let expect_reads_on_standby = name.starts_with("plain SELECT");
         let mut errors = Vec::new();
         if let Err(e) = result {
             errors.push(e);
         }
-        if !moved.is_empty() && !expect_reads_on_replica {
+        if !moved.is_empty() && !expect_reads_on_standby {
             errors.push(format!(
                 "statements reached a replica: {}",
                 moved.join(" | ")
@@ -649,7 +650,7 @@ fn mysql_routing_rules_reads_on_replicas_everything_else_on_the_source() {
     }
     eprintln!(
         "routing: {total_cases} cases, {} problems; the plain read before each case ran on a \
-         replica {on_replica} of {total_cases} times",
+         replica {on_standby} of {total_cases} times",
         problems.len()
     );
     assert!(
@@ -688,16 +689,6 @@ fn read_named(conn: &mut MyConn, name: &str) -> Vec<u16> {
         .collect()
 }
 
-/// What a series of write-then-read cycles saw.
-#[derive(Debug, Default)]
-struct Cycles {
-    misses: usize,
-    /// Reads that found the row on a replica (per the port the server reported).
-    on_replica: usize,
-    /// Reads that missed, by the port the connection says they ran on.
-    missed_on: Vec<u16>,
-}
-
 /// `n` cycles on one connection: INSERT a unique row, at once SELECT it.
 fn write_then_read(cluster: &MariaDbCluster, conn: &mut MyConn, n: usize, prefix: &str) -> Cycles {
     let replicas = cluster.replica_ports();
@@ -706,22 +697,9 @@ fn write_then_read(cluster: &MariaDbCluster, conn: &mut MyConn, n: usize, prefix
     for _ in 0..n {
         let name = unique(prefix);
         insert_named(conn, &name, source);
-        match read_named(conn, &name).as_slice() {
-            [] => {
-                seen.misses += 1;
-                seen.missed_on.push(
-                    conn.last_route()
-                        .map(|r| r.host().port())
-                        .unwrap_or_default(),
-                );
-            }
-            [port] => {
-                if replicas.contains(port) {
-                    seen.on_replica += 1;
-                }
-            }
-            more => panic!("{name} found {} times: {more:?}", more.len()),
-        }
+        let found = read_named(conn, &name);
+        let route = conn.last_route().map(|r| r.host().port());
+        seen.count(&name, &found, route, &replicas);
     }
     seen
 }
@@ -734,20 +712,11 @@ fn mysql_read_your_writes_300_cycles_on_one_connection() {
     let mut conn = connect_ready(&cluster.db_url(&db, &cluster.default_ports(), ""));
     let started = Instant::now();
     let seen = write_then_read(cluster, &mut conn, CYCLES, "ryw");
-    eprintln!(
-        "MySQL read-your-writes (default parameters): {} misses of {CYCLES}, {} reads on \
-         replicas ({:.0} %), {:?}",
-        seen.misses,
-        seen.on_replica,
-        100.0 * seen.on_replica as f64 / CYCLES as f64,
-        started.elapsed()
-    );
-    assert_eq!(
-        seen.misses,
-        0,
-        "reads missed the connection's own writes (ran on {:?}); topology: {:#?}",
-        seen.missed_on,
-        conn.topology()
+    seen.assert_no_miss(
+        "MySQL read-your-writes (default parameters)",
+        CYCLES,
+        started.elapsed(),
+        &conn.topology(),
     );
     // Once the replicas have applied the writes, reads run on a replica again.
     let name = unique("ryw-last");
@@ -784,7 +753,7 @@ fn mysql_control_read_your_writes_off_misses_own_writes() {
     eprintln!(
         "MySQL read_your_writes=off: {} misses of {CYCLES} (on {on:?}), {} reads found the row \
          on a replica",
-        seen.misses, seen.on_replica
+        seen.misses, seen.on_standby
     );
     for port in &seen.missed_on {
         assert!(
@@ -843,7 +812,7 @@ fn mysql_causal_tokens_across_pools_200_cycles() {
         ready(&mut b);
     }
     let replicas = cluster.replica_ports();
-    let (mut misses, mut on_replica) = (0, 0);
+    let (mut misses, mut on_standby) = (0, 0);
     let mut texts = Vec::new();
     let started = Instant::now();
     for _ in 0..TOKEN_CYCLES {
@@ -860,15 +829,15 @@ fn mysql_causal_tokens_across_pools_200_cycles() {
         b.read_after(&token);
         match read_named(&mut b, &name).as_slice() {
             [] => misses += 1,
-            [port] if replicas.contains(port) => on_replica += 1,
+            [port] if replicas.contains(port) => on_standby += 1,
             _ => {}
         }
         texts.push(text);
     }
     eprintln!(
-        "MySQL causal tokens across pools: {misses} misses of {TOKEN_CYCLES}, {on_replica} \
+        "MySQL causal tokens across pools: {misses} misses of {TOKEN_CYCLES}, {on_standby} \
          reads on replicas ({:.0} %), {:?}; tokens {} .. {}",
-        100.0 * on_replica as f64 / TOKEN_CYCLES as f64,
+        100.0 * on_standby as f64 / TOKEN_CYCLES as f64,
         started.elapsed(),
         texts[0],
         texts[texts.len() - 1]
@@ -1098,7 +1067,7 @@ fn mysql_a_writing_function_refused_by_a_replica_runs_once_on_the_source() {
     let server = who(&mut conn);
     assert_eq!(server.port, replica, "a plain read ran on {server:?}");
     let calls = 5;
-    let mut tried_on_replica = 0;
+    let mut tried_on_standby = 0;
     for i in 1..=calls {
         ready(&mut conn);
         let mark = log.mark();
@@ -1116,15 +1085,15 @@ fn mysql_a_writing_function_refused_by_a_replica_runs_once_on_the_source() {
         let sent = log.since(&mark);
         eprintln!("call {i}: sent to the replica: {sent:?}");
         if sent.iter().any(|s| s.contains("f()")) {
-            tried_on_replica += 1;
+            tried_on_standby += 1;
         }
     }
     eprintln!(
-        "SELECT f(): {calls} calls, each ran once on the source; {tried_on_replica} were first \
+        "SELECT f(): {calls} calls, each ran once on the source; {tried_on_standby} were first \
          refused by the replica (1290) and re-run"
     );
     assert_eq!(
-        tried_on_replica, calls,
+        tried_on_standby, calls,
         "SELECT f() is a read to the classifier: each call should have gone to the replica \
          first (and been refused there)"
     );
