@@ -1303,7 +1303,8 @@ pub(crate) fn classify_for(
 }
 
 /// The assertions both classifiers' tests use, over `$classify` (`classify(sql, extra)`):
-/// `class`, `read`, `write`, `pin`, `no_pin`, `tx`, `atomic`, `writes`, `exactly`.
+/// `class`, `read`, `write`, `pin`, `no_pin`, `tx`, `atomic`, `writes`, `exactly`,
+/// `fuzz_pieces`.
 #[cfg(test)]
 macro_rules! classification_assertions {
     ($classify:path) => {
@@ -1344,6 +1345,32 @@ macro_rules! classification_assertions {
         #[track_caller]
         fn writes(sql: &str, expected: bool) {
             assert_eq!(class(sql).writes, expected, "writes of: {sql}");
+        }
+
+        /// `iterations` texts of up to 23 random `pieces` (a fixed xorshift sequence):
+        /// none panics, and a read-only verdict never comes with session effects or a
+        /// write.
+        fn fuzz_pieces(pieces: &[&str], extra: &[String], iterations: usize) {
+            let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            for _ in 0..iterations {
+                let len = (next() % 24) as usize;
+                let mut sql = String::new();
+                for _ in 0..len {
+                    sql.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+                }
+                let c = $classify(&sql, extra);
+                if c.read_only {
+                    assert_eq!(c.tx, TxEffect::None, "{sql:?}");
+                    assert!(!c.pins_session, "{sql:?}");
+                    assert!(!c.writes, "{sql:?}");
+                }
+            }
         }
 
         #[track_caller]

@@ -1389,28 +1389,8 @@ fn fuzzed_input_never_panics() {
         "\0",
         "x",
     ];
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
     let extra = vec!["x".to_owned(), "a.x".to_owned()];
-    for _ in 0..30_000 {
-        let len = (next() % 24) as usize;
-        let mut sql = String::new();
-        for _ in 0..len {
-            sql.push_str(pieces[(next() % pieces.len() as u64) as usize]);
-        }
-        let c = classify(&sql, &extra);
-        // Whatever the text, a read-only verdict implies no session effects.
-        if c.read_only {
-            assert_eq!(c.tx, TxEffect::None, "{sql:?}");
-            assert!(!c.pins_session, "{sql:?}");
-            assert!(!c.writes, "{sql:?}");
-        }
-    }
+    fuzz_pieces(&pieces, &extra, 30_000);
 }
 
 #[test]
