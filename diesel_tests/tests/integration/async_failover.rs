@@ -577,3 +577,71 @@ async fn async_cancellation_inside_a_transaction_fails_the_rest_until_rollback()
         "2"
     );
 }
+
+/// `INSERT ... RETURNING` through `get_result` on `conn`; how long until it was
+/// acknowledged.
+async fn timed_insert_returning<C>(conn: &mut C, v: i32) -> (QueryResult<i32>, Duration)
+where
+    C: diesel_async::AsyncConnection<Backend = diesel::pg::Pg>,
+{
+    #[derive(QueryableByName)]
+    struct V {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        v: i32,
+    }
+    let started = Instant::now();
+    let got = diesel::sql_query(format!("INSERT INTO acks (v) VALUES ({v}) RETURNING v"))
+        .get_result::<V>(conn)
+        .await
+        .map(|r| r.v);
+    (got, started.elapsed())
+}
+
+/// diesel-async's `get_result` takes the first row of `INSERT ... RETURNING` and drops the
+/// rest of the answer. A primary that dies while the statement's commit waits (here for a
+/// synchronous standby that is not there) flushes the row it had buffered on its way out:
+/// the plain connection then takes the write for acknowledged, though it was never
+/// committed anywhere that survives the failover. The wrapper reads a statement that may
+/// write to its end, and reports the connection's loss instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn async_a_write_whose_commit_dies_waiting_is_not_acknowledged() {
+    crate::trace();
+    let cluster = cluster(1, "CREATE TABLE acks (v int NOT NULL)");
+    let primary = cluster.primary_port();
+    blocking(|| {
+        cluster.query_one(
+            primary,
+            "ALTER SYSTEM SET synchronous_standby_names = 'nobody'",
+        );
+        cluster.query_one(primary, "ALTER SYSTEM SET synchronous_commit = on");
+        cluster.query_one(primary, "SELECT pg_reload_conf()");
+    });
+    let conn = aconnect(&url(&all_ports(&cluster), "postgres", "")).await;
+    let plain = diesel_async::AsyncPgConnection::establish(&url(&[primary], "postgres", ""))
+        .await
+        .unwrap();
+    let wrapped = tokio::spawn(async move {
+        let mut conn = conn;
+        timed_insert_returning(&mut conn, 2).await
+    });
+    let control = tokio::spawn(async move {
+        let mut plain = plain;
+        timed_insert_returning(&mut plain, 1).await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !wrapped.is_finished() && !control.is_finished(),
+        "the commits should wait for the synchronous standby"
+    );
+    blocking(|| cluster.kill(primary));
+    let (got, took) = wrapped.await.unwrap();
+    let (control_got, _) = control.await.unwrap();
+    eprintln!(
+        "plain AsyncPgConnection, primary killed while its commit waited: {control_got:?}; \
+         MultiHostConnection: {got:?} after {took:?}"
+    );
+    assert!(
+        got.is_err(),
+        "the wrapper acknowledged a write whose commit never completed: {got:?}"
+    );
+}

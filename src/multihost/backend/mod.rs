@@ -151,6 +151,20 @@ pub(crate) mod sealed {
             extra: &mut Self::Extra,
         ) -> QueryResult<Self::Rendered>;
 
+        /// Reads `rows` to their end, and gives them back: only then has the server
+        /// finished the statement (committed it, outside a transaction). diesel-async's
+        /// `get_result` takes the first row and drops the rest; a server that dies while
+        /// its commit waits (for a synchronous standby, say) may still have sent that row,
+        /// which would then acknowledge a write that was never committed where it counts.
+        /// Fails with the first error, the connection's end included.
+        fn drain<'conn, 'query>(
+            rows: <Self as diesel_async::AsyncConnectionCore>::Stream<'conn, 'query>,
+        ) -> impl std::future::Future<
+            Output = QueryResult<
+                <Self as diesel_async::AsyncConnectionCore>::Stream<'conn, 'query>,
+            >,
+        > + Send;
+
         /// Whether [`resolve`](Self::resolve) must run on the session before `rendered`
         /// is sent (types the wrapper did not know when rendering).
         fn needs_resolving(rendered: &Self::Rendered) -> bool;
@@ -162,6 +176,17 @@ pub(crate) mod sealed {
             extra: &'a mut Self::Extra,
         ) -> impl std::future::Future<Output = QueryResult<()>> + Send + 'a;
     }
+}
+
+/// [`AsyncWrapped::drain`](sealed::AsyncWrapped::drain) for diesel-async's boxed row
+/// streams: every row read, then handed out again from memory.
+#[cfg(feature = "async")]
+pub(crate) async fn drain_boxed<'a, R: Send + 'a>(
+    rows: futures_util::stream::BoxStream<'a, QueryResult<R>>,
+) -> QueryResult<futures_util::stream::BoxStream<'a, QueryResult<R>>> {
+    use futures_util::stream::{StreamExt, TryStreamExt};
+    let rows: Vec<R> = rows.try_collect().await?;
+    Ok(futures_util::stream::iter(rows.into_iter().map(Ok)).boxed())
 }
 
 /// The position an observation reports, or an error when it reports none.

@@ -292,7 +292,14 @@ async fn attempt_load<'conn, 'query, C: AsyncHostConnection>(
         return (Err(closed_session()), Outcome::NotSent);
     }
     ctx.in_flight = Some(InFlight { st, route, slot });
-    let result = load_on(conn, extra, query).await;
+    let mut result = load_on(conn, extra, query).await;
+    if !st.class.read_only {
+        // A statement that may write is acknowledged once the server has finished it (its
+        // commit included), not at its first row.
+        if let Ok(rows) = result {
+            result = C::drain(rows).await;
+        }
+    }
     ctx.in_flight = None;
     let outcome = outcome_of::<C, _>(&result);
     (result, outcome)

@@ -16,11 +16,11 @@ use diesel::mysql::{Mysql, MysqlQueryBuilder};
 use diesel::query_builder::bind_collector::RawBytesBindCollector;
 use diesel::query_builder::{QueryBuilder, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error, QueryResult};
-use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+use diesel_async::{AsyncConnectionCore, AsyncMysqlConnection, RunQueryDsl};
 
 use super::{observation, Variable, OBSERVE};
 use crate::multihost::backend::rendered::Rendered;
-use crate::multihost::backend::{sealed, HostConnection};
+use crate::multihost::backend::{drain_boxed, sealed, HostConnection};
 use crate::multihost::connection::InnerSettings;
 use crate::multihost::core::Outcome;
 use crate::multihost::topology::state::Observation;
@@ -129,6 +129,14 @@ impl sealed::AsyncWrapped for AsyncMysqlConnection {
         let mut binds = RawBytesBindCollector::<Mysql>::new();
         source.collect_binds(&mut binds, &mut (), &Mysql)?;
         Rendered::new(source, sql, binds, ())
+    }
+
+    fn drain<'conn, 'query>(
+        rows: <Self as AsyncConnectionCore>::Stream<'conn, 'query>,
+    ) -> impl std::future::Future<
+        Output = QueryResult<<Self as AsyncConnectionCore>::Stream<'conn, 'query>>,
+    > + Send {
+        drain_boxed(rows)
     }
 
     fn needs_resolving(_rendered: &MysqlRendered) -> bool {

@@ -25,12 +25,12 @@ use diesel::result::{DatabaseErrorKind, Error, QueryResult};
 use diesel::sql_types::{Nullable, Oid, Text};
 use diesel::QueryableByName;
 use diesel_async::pooled_connection::PoolableConnection;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnectionCore, AsyncPgConnection, RunQueryDsl};
 use tokio_postgres::error::SqlState;
 
 use super::{render_sql, ObserveRow, OBSERVE};
 use crate::multihost::backend::rendered::Rendered;
-use crate::multihost::backend::{sealed, HostConnection};
+use crate::multihost::backend::{drain_boxed, sealed, HostConnection};
 use crate::multihost::connection::InnerSettings;
 use crate::multihost::core::Outcome;
 use crate::multihost::topology::state::Observation;
@@ -297,6 +297,14 @@ impl sealed::AsyncWrapped for AsyncPgConnection {
         extra: &mut TypeOids,
     ) -> QueryResult<PgRendered> {
         render(source, sql, extra)
+    }
+
+    fn drain<'conn, 'query>(
+        rows: <Self as AsyncConnectionCore>::Stream<'conn, 'query>,
+    ) -> impl std::future::Future<
+        Output = QueryResult<<Self as AsyncConnectionCore>::Stream<'conn, 'query>>,
+    > + Send {
+        drain_boxed(rows)
     }
 
     fn needs_resolving(rendered: &PgRendered) -> bool {
