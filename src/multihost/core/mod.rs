@@ -586,7 +586,9 @@ impl Session {
         if let Some(s) = self.standby.filter(|s| readable.contains(s)) {
             if floor.is_none_or(|f| topology.has_replayed(s, f)) {
                 if self.wanted_standby.is_none() && topology.should_rebalance(s) {
-                    let better = topology.pick_standby(None, Some(s));
+                    // Only to a standby that can serve this connection's reads as this one
+                    // does: one behind its writes would send them to the primary.
+                    let better = topology.pick_standby(floor, Some(s));
                     self.want(topology, better);
                 }
                 return Some(s);

@@ -927,3 +927,23 @@ fn a_standby_session_waiting_to_be_proven_is_kept_not_traded_for_another() {
     w.route(&load("SELECT 1"));
     assert_eq!(w.session.wanted_standby, Some(S2));
 }
+
+#[test]
+fn reads_move_to_a_less_used_standby_only_once_it_has_the_connection_s_writes() {
+    let mut w = World::new();
+    // Three other connections of the process read from S1, none from S2: S2 is less used.
+    for _ in 0..3 {
+        w.topo.count_reader(S1, false, true);
+    }
+    w.run(&exec("INSERT INTO t VALUES (1)"), Outcome::Ok);
+    w.primary_at(150);
+    w.standby_at(S1, 150);
+    w.standby_at(S2, 140);
+    // S1 has the write, S2 not yet: the read stays on S1, no session to S2 is asked for.
+    assert_eq!(w.route(&load("SELECT 1")), Route::Standby(S1));
+    assert_eq!(w.session.wanted_standby(), None);
+    // Once S2 has it, the connection moves there (the read itself still runs on S1).
+    w.standby_at(S2, 150);
+    assert_eq!(w.route(&load("SELECT 1")), Route::Standby(S1));
+    assert_eq!(w.session.wanted_standby(), Some(S2));
+}
