@@ -20,7 +20,9 @@ use crate::async_routing::{
     aconnect, aconnect_ready, aready, assert_on_standby, awho, tx_depth, AConn,
 };
 use crate::common::Cycles;
-use crate::consistency::{own_cluster, pause_replay, resume_replay, same_position, unique};
+use crate::consistency::{
+    names_split_brain, own_cluster, pause_replay, promote_a_second_primary, resume_replay, unique,
+};
 use crate::multihost::{all_ports, fresh_db, inet_server_port, query_in, url, users, NewUser};
 
 /// Write-then-read cycles of the read-your-writes tests.
@@ -333,21 +335,8 @@ async fn async_split_brain_refuses_writes_until_one_primary_remains() {
         .await
         .unwrap();
     assert_eq!(first as u16, old);
-    let names = |text: &str| {
-        text.contains("split brain")
-            && text.contains(&format!("127.0.0.1:{old}"))
-            && text.contains(&format!("127.0.0.1:{promoted}"))
-    };
-
-    blocking(|| {
-        same_position(&cluster, &[promoted, remaining]);
-        cluster.promote(promoted);
-        assert_eq!(cluster.query_one(old, "SELECT pg_is_in_recovery()"), "f");
-        assert_eq!(
-            cluster.query_one(promoted, "SELECT pg_is_in_recovery()"),
-            "f"
-        );
-    });
+    let names = |text: &str| names_split_brain(text, old, promoted);
+    blocking(|| promote_a_second_primary(&cluster, old, promoted, remaining));
     let promoted_at = Instant::now();
     let deadline = promoted_at + Duration::from_secs(5);
     let mut accepted = 0;

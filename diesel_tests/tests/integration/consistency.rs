@@ -745,6 +745,34 @@ fn a_lagging_standby_gets_no_reads_until_it_catches_up() {
 // 5. Split brain
 // ---------------------------------------------------------------------------------------
 
+/// Whether `text` refuses a write for split brain naming both writable hosts.
+pub(crate) fn names_split_brain(text: &str, old: u16, promoted: u16) -> bool {
+    text.contains("split brain")
+        && text.contains(&format!("127.0.0.1:{old}"))
+        && text.contains(&format!("127.0.0.1:{promoted}"))
+}
+
+/// Promotes the standby `promoted` while the primary `old` still runs: two writable hosts,
+/// per the servers. The standbys are first brought to one position, so that `remaining` is
+/// not ahead of the promoted one and can follow it (a standby that received more of the
+/// old primary's WAL cannot).
+pub(crate) fn promote_a_second_primary(
+    cluster: &PgCluster,
+    old: u16,
+    promoted: u16,
+    remaining: u16,
+) {
+    same_position(cluster, &[promoted, remaining]);
+    cluster.promote(promoted);
+    for port in [old, promoted] {
+        assert_eq!(
+            cluster.query_one(port, "SELECT pg_is_in_recovery()"),
+            "f",
+            "{port} is writable"
+        );
+    }
+}
+
 /// A standby promoted while the old primary still runs: two writable hosts. Writes and
 /// `establish` are refused naming both; reads on the remaining standby go on; once the
 /// old primary is stopped, writes resume on the promoted one.
@@ -766,22 +794,8 @@ fn split_brain_refuses_writes_until_one_primary_remains() {
     // A connection that only reads: it has no writes of its own that the remaining standby
     // (which will follow the other writable host's timeline) could lack.
     let mut reader = connect_ready(&url);
-    let names = |text: &str| {
-        text.contains("split brain")
-            && text.contains(&format!("127.0.0.1:{old}"))
-            && text.contains(&format!("127.0.0.1:{promoted}"))
-    };
-
-    // The standbys at one position, so that the remaining one is not ahead of the promoted
-    // one and can follow it (a standby that received more of the old primary's WAL cannot).
-    same_position(&cluster, &[promoted, remaining]);
-    cluster.promote(promoted);
-    // Both are writable, per the servers.
-    assert_eq!(cluster.query_one(old, "SELECT pg_is_in_recovery()"), "f");
-    assert_eq!(
-        cluster.query_one(promoted, "SELECT pg_is_in_recovery()"),
-        "f"
-    );
+    let names = |text: &str| names_split_brain(text, old, promoted);
+    promote_a_second_primary(&cluster, old, promoted, remaining);
 
     let promoted_at = Instant::now();
     let deadline = promoted_at + Duration::from_secs(5);
