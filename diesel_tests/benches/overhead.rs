@@ -16,9 +16,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{env_or, median, time};
+use common::{env_or, mariadb_items, median, pg_items, time, us};
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_multidb::MultiHostConnection;
 
@@ -119,7 +118,6 @@ fn print_rows(
     backend: &str,
     [sel_plain, sel_pinned, sel_unpinned, ins_plain, ins_pinned]: [Duration; 5],
 ) {
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
         "| {backend:<8} | point SELECT (pinned, primary)   | {:>9.1} us | {:>16.1} us | {:>6.3} |",
         us(sel_plain),
@@ -148,15 +146,7 @@ fn main() {
 
     eprintln!("starting a PostgreSQL primary and a standby ...");
     let cluster = diesel_multidb_testkit::PgCluster::start(1);
-    let mut setup = PgConnection::establish(&cluster.node_url(cluster.primary_port()))
-        .expect("plain connection");
-    setup
-        .batch_execute(
-            "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
-             INSERT INTO items (name) VALUES ('first');",
-        )
-        .expect("schema");
-    cluster.wait_for_replay();
+    let setup = pg_items(&cluster);
     let url = cluster.default_url("");
     let mut wrapped = MultiHostConnection::<PgConnection>::establish(&url).expect("wrapped");
     let mut unpinned = MultiHostConnection::<PgConnection>::establish(&url).expect("unpinned");
@@ -165,15 +155,7 @@ fn main() {
 
     eprintln!("starting a MariaDB source and a replica ...");
     let maria = diesel_multidb_testkit::MariaDbCluster::start(1);
-    let mut setup =
-        MysqlConnection::establish(&maria.node_url(maria.source_port())).expect("plain connection");
-    setup
-        .batch_execute(
-            "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL);
-             INSERT INTO items (name) VALUES ('first');",
-        )
-        .expect("schema");
-    maria.wait_for_replication();
+    let _setup = mariadb_items(&maria);
     let url = maria.default_url("");
     let mut wrapped = MultiHostConnection::<MysqlConnection>::establish(&url).expect("wrapped");
     let mut unpinned = MultiHostConnection::<MysqlConnection>::establish(&url).expect("unpinned");
