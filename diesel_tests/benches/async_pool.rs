@@ -117,6 +117,17 @@ macro_rules! point_update {
     };
 }
 
+/// A point update (`$write`) or a point read of row `$id`.
+macro_rules! read_or_update {
+    ($conn:expr, $id:expr, $write:expr) => {
+        if $write {
+            point_update!($conn, $id)
+        } else {
+            point_read!($conn, $id)
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------
 // Variants and the load.
 // ---------------------------------------------------------------------------------------
@@ -153,18 +164,12 @@ async fn one(
     match target {
         Target::Plain(pool) => {
             let mut conn = pool.get().await.map_err(|e| s(&e))?;
-            if write {
-                point_update!(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read!(&mut *conn, id).map_err(|e| s(&e))?;
-            }
+            read_or_update!(&mut *conn, id, write).map_err(|e| s(&e))?;
         }
         Target::Multi(pool) => {
             let mut conn = pool.get().await.map_err(|e| s(&e))?;
-            if write {
-                point_update!(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read!(&mut *conn, id).map_err(|e| s(&e))?;
+            read_or_update!(&mut *conn, id, write).map_err(|e| s(&e))?;
+            if !write {
                 t.note_route(conn.last_route());
             }
         }
@@ -175,11 +180,7 @@ async fn one(
                 &standbys[task % standbys.len()]
             };
             let mut conn = pool.get().await.map_err(|e| s(&e))?;
-            if write {
-                point_update!(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read!(&mut *conn, id).map_err(|e| s(&e))?;
-            }
+            read_or_update!(&mut *conn, id, write).map_err(|e| s(&e))?;
         }
     }
     Ok(())

@@ -249,6 +249,19 @@ fn point_update<C: Connection<Backend = Pg>>(conn: &mut C, id: i32) -> QueryResu
         .execute(conn)
 }
 
+/// A point update (`write`) or a point read of row `id`.
+fn read_or_update<C: diesel::connection::LoadConnection<Backend = Pg>>(
+    conn: &mut C,
+    id: i32,
+    write: bool,
+) -> QueryResult<()> {
+    if write {
+        point_update(conn, id).map(drop)
+    } else {
+        point_read(conn, id).map(drop)
+    }
+}
+
 #[derive(QueryableByName)]
 struct Balance {
     #[diesel(sql_type = BigInt)]
@@ -295,18 +308,12 @@ fn one(
     match target {
         Target::Plain(pool) => {
             let mut conn = pool.get().map_err(|e| s(&e))?;
-            if write {
-                point_update(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read(&mut *conn, id).map_err(|e| s(&e))?;
-            }
+            read_or_update(&mut *conn, id, write).map_err(|e| s(&e))?;
         }
         Target::Multi(pool) => {
             let mut conn = pool.get().map_err(|e| s(&e))?;
-            if write {
-                point_update(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read(&mut *conn, id).map_err(|e| s(&e))?;
+            read_or_update(&mut *conn, id, write).map_err(|e| s(&e))?;
+            if !write {
                 t.note_route(conn.last_route());
             }
         }
@@ -315,16 +322,16 @@ fn one(
             standbys,
             alternate,
         } => {
-            if write {
-                let mut conn = primary.get().map_err(|e| s(&e))?;
-                point_update(&mut *conn, id).map_err(|e| s(&e))?;
+            let pool = if write {
+                primary
             } else {
                 if *alternate {
                     *turn += 1;
                 }
-                let mut conn = standbys[*turn % standbys.len()].get().map_err(|e| s(&e))?;
-                point_read(&mut *conn, id).map_err(|e| s(&e))?;
-            }
+                &standbys[*turn % standbys.len()]
+            };
+            let mut conn = pool.get().map_err(|e| s(&e))?;
+            read_or_update(&mut *conn, id, write).map_err(|e| s(&e))?;
         }
     }
     Ok(())
