@@ -48,7 +48,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,15 +60,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use diesel_multidb::MultiHostConnection;
 use diesel_multidb_testkit::PgCluster;
 
-use common::{cores, env_or, loadavg, log_round, per_round_ratio, Rng, Spread, Tally};
-
-diesel::table! {
-    accounts (id) {
-        id -> Integer,
-        balance -> BigInt,
-        name -> Text,
-    }
-}
+use common::{accounts, cores, env_or, loadavg, sum_loads, workloads, LoadLoop, Runs, Tally};
 
 type Multi = MultiHostConnection<AsyncPgConnection>;
 type PgPool = Pool<AsyncPgConnection>;
@@ -126,6 +117,17 @@ macro_rules! point_update {
     };
 }
 
+/// A point update (`$write`) or a point read of row `$id`.
+macro_rules! read_or_update {
+    ($conn:expr, $id:expr, $write:expr) => {
+        if $write {
+            point_update!($conn, $id)
+        } else {
+            point_read!($conn, $id)
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------
 // Variants and the load.
 // ---------------------------------------------------------------------------------------
@@ -149,7 +151,8 @@ struct Variant {
     target: Arc<Target>,
 }
 
-/// One transaction: a checkout, a read or an update, the checkin.
+/// One transaction: a checkout, a read or an update, the checkin (the wrapper's standby reads
+/// noted in `t`).
 async fn one(
     target: &Target,
     task: usize,
@@ -161,23 +164,13 @@ async fn one(
     match target {
         Target::Plain(pool) => {
             let mut conn = pool.get().await.map_err(|e| s(&e))?;
-            if write {
-                point_update!(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read!(&mut *conn, id).map_err(|e| s(&e))?;
-            }
+            read_or_update!(&mut *conn, id, write).map_err(|e| s(&e))?;
         }
         Target::Multi(pool) => {
             let mut conn = pool.get().await.map_err(|e| s(&e))?;
-            if write {
-                point_update!(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read!(&mut *conn, id).map_err(|e| s(&e))?;
-                if let Some(route) = conn.last_route() {
-                    if route.is_replica() {
-                        *t.standby_reads.entry(route.host().port()).or_default() += 1;
-                    }
-                }
+            read_or_update!(&mut *conn, id, write).map_err(|e| s(&e))?;
+            if !write {
+                t.note_route(conn.last_route());
             }
         }
         Target::Split { primary, standbys } => {
@@ -187,17 +180,8 @@ async fn one(
                 &standbys[task % standbys.len()]
             };
             let mut conn = pool.get().await.map_err(|e| s(&e))?;
-            if write {
-                point_update!(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read!(&mut *conn, id).map_err(|e| s(&e))?;
-            }
+            read_or_update!(&mut *conn, id, write).map_err(|e| s(&e))?;
         }
-    }
-    if write {
-        t.writes += 1;
-    } else {
-        t.reads += 1;
     }
     Ok(())
 }
@@ -217,35 +201,21 @@ async fn drive(
             let barrier = barrier.clone();
             let target = target.clone();
             tokio::spawn(async move {
-                let mut rng = Rng::new(seed ^ ((i as u64 + 1) << 40));
-                let mut tally = Tally::default();
-                let mut ops = 0u64;
                 barrier.wait().await;
-                let start = Instant::now();
-                let deadline = start + Duration::from_secs_f64(secs);
-                while Instant::now() < deadline {
-                    let id = 1 + rng.below(rows) as i32;
-                    let write = rng.below(100) < write_pct;
-                    match one(&target, i, id, write, &mut tally).await {
-                        Ok(()) => ops += 1,
-                        Err(e) => {
-                            tally.errors += 1;
-                            tally.first_error.get_or_insert(e);
-                        }
-                    }
+                let mut load = LoadLoop::start(seed, i, rows, write_pct, secs);
+                while let Some((id, write)) = load.next() {
+                    let outcome = one(&target, i, id, write, load.tally()).await;
+                    load.done(write, outcome);
                 }
-                (ops, start.elapsed(), tally)
+                load.finish()
             })
         })
         .collect();
-    let mut total = Tally::default();
-    let mut rate = 0.0;
+    let mut loads = Vec::with_capacity(handles.len());
     for h in handles {
-        let (ops, elapsed, tally) = h.await.expect("a load task panicked");
-        rate += ops as f64 / elapsed.as_secs_f64();
-        total.add(&tally);
+        loads.push(h.await.expect("a load task panicked"));
     }
-    (rate, total)
+    sum_loads(loads)
 }
 
 fn pg_pool(url: &str, size: usize, verified: bool) -> PgPool {
@@ -266,19 +236,6 @@ fn multi_pool(url: &str, size: usize) -> MultiPool {
         .unwrap_or_else(|e| {
             panic!("building a deadpool of MultiHostConnection<AsyncPgConnection> on {url}: {e}")
         })
-}
-
-struct Workload {
-    name: &'static str,
-    write_pct: u64,
-}
-
-fn pct(n: u64, of: u64) -> f64 {
-    if of == 0 {
-        0.0
-    } else {
-        100.0 * n as f64 / of as f64
-    }
 }
 
 async fn run(cluster: &PgCluster, db: &str, cfg: &Config) {
@@ -315,16 +272,7 @@ async fn run(cluster: &PgCluster, db: &str, cfg: &Config) {
             }),
         },
     ];
-    let workloads = [
-        Workload {
-            name: "90/10",
-            write_pct: cfg.write_pct,
-        },
-        Workload {
-            name: "read-only",
-            write_pct: 0,
-        },
-    ];
+    let workloads = workloads(cfg.write_pct);
 
     // Warm-up: fills the pools, the wrapper's standby sessions, the plan caches.
     eprintln!("warming up ...");
@@ -341,71 +289,35 @@ async fn run(cluster: &PgCluster, db: &str, cfg: &Config) {
         drive(&v.target, cfg, (cfg.secs / 2.0).min(1.0), cfg.write_pct, 1).await;
     }
 
-    let mut rates: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
-    let mut tallies: BTreeMap<(usize, &str), Tally> = BTreeMap::new();
+    let mut runs = Runs::default();
     for round in 0..cfg.rounds {
         for (w, workload) in workloads.iter().enumerate() {
             for k in 0..variants.len() {
                 let i = (k + round) % variants.len();
                 let v = &variants[i];
                 let seed = (round as u64) << 16 | (w as u64) << 8 | i as u64;
-                let (rate, tally) = drive(&v.target, cfg, cfg.secs, workload.write_pct, seed).await;
-                log_round(round, workload.name, v.key, rate, &tally);
-                rates.entry((w, v.key)).or_default().push(rate);
-                tallies.entry((w, v.key)).or_default().add(&tally);
+                let run = drive(&v.target, cfg, cfg.secs, workload.write_pct, seed).await;
+                runs.record(round, (w, workload), v.key, run);
             }
         }
     }
 
-    println!();
-    println!("| workload | variant | tx/s median | tx/s min–max | reads on standbys | errors |");
-    println!("|---|---|---:|---:|---|---:|");
+    Runs::print_throughput_head();
     for (w, workload) in workloads.iter().enumerate() {
         for v in &variants {
-            let s = Spread::of(&rates[&(w, v.key)]);
-            let t = &tallies[&(w, v.key)];
+            let t = &runs.tallies[&(w, v.key)];
             let where_ = match &*v.target {
                 _ if t.reads == 0 => "-".to_owned(),
                 Target::Plain(_) => "0 % (by construction)".to_owned(),
                 Target::Split { .. } => "100 % (by construction: task i on standby i mod 2)".into(),
-                Target::Multi(_) => {
-                    let on: u64 = t.standby_reads.values().sum();
-                    let split: Vec<String> = standbys
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| {
-                            let n = t.standby_reads.get(p).copied().unwrap_or(0);
-                            format!("s{} {:.0} %", i + 1, pct(n, on))
-                        })
-                        .collect();
-                    format!(
-                        "{:.1} % ({}; last_route)",
-                        pct(on, t.reads),
-                        split.join(" / ")
-                    )
-                }
+                Target::Multi(_) => t.standby_share(&standbys),
             };
-            println!(
-                "| {} | {} {} | {:.0} | {} | {} | {} |",
-                workload.name,
-                v.key,
-                v.label,
-                s.median,
-                s.range(0),
-                where_,
-                t.errors
-            );
+            runs.print_throughput_row((w, workload), v.key, v.label, &where_);
         }
     }
-    for ((w, key), t) in &tallies {
-        if let Some(e) = &t.first_error {
-            println!("first error of {key} in {}: {e}", workloads[*w].name);
-        }
-    }
+    runs.print_first_errors(&workloads);
 
-    println!();
-    println!("| workload | ratio | median of per-round ratios | min–max | target |");
-    println!("|---|---|---:|---:|---|");
+    Runs::print_ratio_head();
     for (w, workload) in workloads.iter().enumerate() {
         for (num, den, target) in [
             ("(b)", "(a)", "≥ 0.98 (the sync pool bench's, issue 8)"),
@@ -416,13 +328,7 @@ async fn run(cluster: &PgCluster, db: &str, cfg: &Config) {
             ),
             ("(b)", "(d)", "≥ 1.0 (the sync pool bench's, issue 8)"),
         ] {
-            let s = per_round_ratio(&rates[&(w, num)], &rates[&(w, den)]);
-            println!(
-                "| {} | {num}/{den} | {:.3} | {} | {target} |",
-                workload.name,
-                s.median,
-                s.range(3)
-            );
+            runs.print_ratio_row((w, workload), num, den, target);
         }
     }
 }

@@ -16,9 +16,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{env_or, median, time};
+use common::{env_or, mariadb_items, median, pg_items, time, us};
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_multidb::MultiHostConnection;
 
@@ -64,17 +63,13 @@ where
     }
 }
 
-/// Median latencies: point SELECT (inner, pinned wrapper, unpinned wrapper), INSERT (inner,
-/// pinned wrapper). Both sides use the same server session: the wrapper pinned to the
+/// Median latencies through two wrappers on the multi-host `url`: point SELECT (inner, pinned
+/// wrapper, unpinned wrapper), INSERT (inner, pinned wrapper). Both sides use the same server session: the wrapper pinned to the
 /// primary, and its own inner connection (`primary_connection()`). With two cores, which core
 /// a server backend lands on moves latency by more than the wrapper costs: two separate
 /// connections would measure that, not the wrapper. Statement by statement the sides take
 /// turns (the order alternates), so that the machine's drift hits both alike.
-fn compare<C>(
-    wrapped: &mut MultiHostConnection<C>,
-    unpinned: &mut MultiHostConnection<C>,
-    statements: usize,
-) -> [Duration; 5]
+fn compare<C>(url: &str, statements: usize) -> [Duration; 5]
 where
     C: diesel_multidb::SyncHostConnection,
     for<'q> diesel::dsl::Limit<diesel::dsl::Select<diesel::dsl::Find<items::table, i32>, items::name>>:
@@ -86,6 +81,8 @@ where
     >: diesel::query_dsl::methods::ExecuteDsl<C>
         + diesel::query_dsl::methods::ExecuteDsl<MultiHostConnection<C>>,
 {
+    let wrapped = &mut MultiHostConnection::<C>::establish(url).expect("wrapped");
+    let unpinned = &mut MultiHostConnection::<C>::establish(url).expect("unpinned");
     wrapped.pin_to_primary();
     for _ in 0..200 {
         select(wrapped.primary_connection().expect("inner"))();
@@ -119,7 +116,6 @@ fn print_rows(
     backend: &str,
     [sel_plain, sel_pinned, sel_unpinned, ins_plain, ins_pinned]: [Duration; 5],
 ) {
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
         "| {backend:<8} | point SELECT (pinned, primary)   | {:>9.1} us | {:>16.1} us | {:>6.3} |",
         us(sel_plain),
@@ -148,36 +144,14 @@ fn main() {
 
     eprintln!("starting a PostgreSQL primary and a standby ...");
     let cluster = diesel_multidb_testkit::PgCluster::start(1);
-    let mut setup = PgConnection::establish(&cluster.node_url(cluster.primary_port()))
-        .expect("plain connection");
-    setup
-        .batch_execute(
-            "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
-             INSERT INTO items (name) VALUES ('first');",
-        )
-        .expect("schema");
-    cluster.wait_for_replay();
-    let url = cluster.default_url("");
-    let mut wrapped = MultiHostConnection::<PgConnection>::establish(&url).expect("wrapped");
-    let mut unpinned = MultiHostConnection::<PgConnection>::establish(&url).expect("unpinned");
-    let pg = compare(&mut wrapped, &mut unpinned, statements);
-    drop((wrapped, unpinned, setup, cluster));
+    let setup = pg_items(&cluster);
+    let pg = compare::<PgConnection>(&cluster.default_url(""), statements);
+    drop((setup, cluster));
 
     eprintln!("starting a MariaDB source and a replica ...");
     let maria = diesel_multidb_testkit::MariaDbCluster::start(1);
-    let mut setup =
-        MysqlConnection::establish(&maria.node_url(maria.source_port())).expect("plain connection");
-    setup
-        .batch_execute(
-            "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL);
-             INSERT INTO items (name) VALUES ('first');",
-        )
-        .expect("schema");
-    maria.wait_for_replication();
-    let url = maria.default_url("");
-    let mut wrapped = MultiHostConnection::<MysqlConnection>::establish(&url).expect("wrapped");
-    let mut unpinned = MultiHostConnection::<MysqlConnection>::establish(&url).expect("unpinned");
-    let mysql = compare(&mut wrapped, &mut unpinned, statements);
+    let _setup = mariadb_items(&maria);
+    let mysql = compare::<MysqlConnection>(&maria.default_url(""), statements);
 
     println!();
     println!("{statements} statements per side, interleaved; median latency per statement");

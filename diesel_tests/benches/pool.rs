@@ -110,15 +110,10 @@ use diesel_multidb::MultiHostConnection;
 use diesel_multidb_testkit::{Blackhole, PgCluster};
 
 use common::pgpool::{Backend, Pgpool, PoolNode};
-use common::{cores, env_or, loadavg, log_round, per_round_ratio, us, Rng, Spread, Tally};
-
-diesel::table! {
-    accounts (id) {
-        id -> Integer,
-        balance -> BigInt,
-        name -> Text,
-    }
-}
+use common::{
+    accounts, cores, env_or, latency_cells, loadavg, pct, sum_loads, us, workloads, LoadLoop, Rng,
+    Runs, Spread, Tally,
+};
 
 type Multi = MultiHostConnection<PgConnection>;
 type PgPool = Pool<ConnectionManager<PgConnection>>;
@@ -254,6 +249,19 @@ fn point_update<C: Connection<Backend = Pg>>(conn: &mut C, id: i32) -> QueryResu
         .execute(conn)
 }
 
+/// A point update (`write`) or a point read of row `id`.
+fn read_or_update<C: diesel::connection::LoadConnection<Backend = Pg>>(
+    conn: &mut C,
+    id: i32,
+    write: bool,
+) -> QueryResult<()> {
+    if write {
+        point_update(conn, id).map(drop)
+    } else {
+        point_read(conn, id).map(drop)
+    }
+}
+
 #[derive(QueryableByName)]
 struct Balance {
     #[diesel(sql_type = BigInt)]
@@ -287,7 +295,8 @@ struct Variant {
     read_only_too: bool,
 }
 
-/// One transaction: a checkout, a read or an update, the checkin.
+/// One transaction: a checkout, a read or an update, the checkin (the wrapper's standby reads
+/// noted in `t`).
 fn one(
     target: &Target,
     id: i32,
@@ -299,23 +308,13 @@ fn one(
     match target {
         Target::Plain(pool) => {
             let mut conn = pool.get().map_err(|e| s(&e))?;
-            if write {
-                point_update(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read(&mut *conn, id).map_err(|e| s(&e))?;
-            }
+            read_or_update(&mut *conn, id, write).map_err(|e| s(&e))?;
         }
         Target::Multi(pool) => {
             let mut conn = pool.get().map_err(|e| s(&e))?;
-            if write {
-                point_update(&mut *conn, id).map_err(|e| s(&e))?;
-            } else {
-                point_read(&mut *conn, id).map_err(|e| s(&e))?;
-                if let Some(route) = conn.last_route() {
-                    if route.is_replica() {
-                        *t.standby_reads.entry(route.host().port()).or_default() += 1;
-                    }
-                }
+            read_or_update(&mut *conn, id, write).map_err(|e| s(&e))?;
+            if !write {
+                t.note_route(conn.last_route());
             }
         }
         Target::Split {
@@ -323,22 +322,17 @@ fn one(
             standbys,
             alternate,
         } => {
-            if write {
-                let mut conn = primary.get().map_err(|e| s(&e))?;
-                point_update(&mut *conn, id).map_err(|e| s(&e))?;
+            let pool = if write {
+                primary
             } else {
                 if *alternate {
                     *turn += 1;
                 }
-                let mut conn = standbys[*turn % standbys.len()].get().map_err(|e| s(&e))?;
-                point_read(&mut *conn, id).map_err(|e| s(&e))?;
-            }
+                &standbys[*turn % standbys.len()]
+            };
+            let mut conn = pool.get().map_err(|e| s(&e))?;
+            read_or_update(&mut *conn, id, write).map_err(|e| s(&e))?;
         }
-    }
-    if write {
-        t.writes += 1;
-    } else {
-        t.reads += 1;
     }
     Ok(())
 }
@@ -346,30 +340,19 @@ fn one(
 /// Runs `threads` threads against `target` for `secs`; returns tx/s and what they did.
 fn drive(target: &Target, cfg: &Config, secs: f64, write_pct: u64, seed: u64) -> (f64, Tally) {
     let barrier = Barrier::new(cfg.threads);
-    let results: Vec<(u64, Duration, Tally)> = thread::scope(|scope| {
+    let results: Vec<(f64, Tally)> = thread::scope(|scope| {
         let handles: Vec<_> = (0..cfg.threads)
             .map(|i| {
                 let barrier = &barrier;
                 scope.spawn(move || {
-                    let mut rng = Rng::new(seed ^ ((i as u64 + 1) << 40));
-                    let mut tally = Tally::default();
                     let mut turn = i;
-                    let mut ops = 0u64;
                     barrier.wait();
-                    let start = Instant::now();
-                    let deadline = start + Duration::from_secs_f64(secs);
-                    while Instant::now() < deadline {
-                        let id = 1 + rng.below(cfg.rows) as i32;
-                        let write = rng.below(100) < write_pct;
-                        match one(target, id, write, &mut turn, &mut tally) {
-                            Ok(()) => ops += 1,
-                            Err(e) => {
-                                tally.errors += 1;
-                                tally.first_error.get_or_insert(e);
-                            }
-                        }
+                    let mut load = LoadLoop::start(seed, i, cfg.rows, write_pct, secs);
+                    while let Some((id, write)) = load.next() {
+                        let outcome = one(target, id, write, &mut turn, load.tally());
+                        load.done(write, outcome);
                     }
-                    (ops, start.elapsed(), tally)
+                    load.finish()
                 })
             })
             .collect();
@@ -378,13 +361,7 @@ fn drive(target: &Target, cfg: &Config, secs: f64, write_pct: u64, seed: u64) ->
             .map(|h| h.join().expect("a load thread panicked"))
             .collect()
     });
-    let mut total = Tally::default();
-    let mut rate = 0.0;
-    for (ops, elapsed, tally) in &results {
-        rate += *ops as f64 / elapsed.as_secs_f64();
-        total.add(tally);
-    }
-    (rate, total)
+    sum_loads(results)
 }
 
 /// An r2d2 pool of `PgConnection`: r2d2's defaults but `max_size`, and optionally without
@@ -403,11 +380,6 @@ fn multi_pool(url: &str, size: u32, min_idle: Option<u32>) -> MultiPool {
         .min_idle(min_idle)
         .build(ConnectionManager::new(url))
         .unwrap_or_else(|e| panic!("building an r2d2 pool of MultiHostConnection on {url}: {e}"))
-}
-
-struct Workload {
-    name: &'static str,
-    write_pct: u64,
 }
 
 fn section_pool(bench: &Bench, cfg: &Config) {
@@ -527,16 +499,7 @@ fn section_pool(bench: &Bench, cfg: &Config) {
         read_only_too: false,
     });
 
-    let workloads = [
-        Workload {
-            name: "90/10",
-            write_pct: cfg.write_pct,
-        },
-        Workload {
-            name: "read-only",
-            write_pct: 0,
-        },
-    ];
+    let workloads = workloads(cfg.write_pct);
 
     // Warm-up: fills the pools' sessions, the standby sessions, the plan caches.
     eprintln!("warming up ...");
@@ -551,8 +514,7 @@ fn section_pool(bench: &Bench, cfg: &Config) {
     }
 
     // (workload, variant) -> tx/s per round, and what the runs did.
-    let mut rates: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
-    let mut tallies: BTreeMap<(usize, &str), Tally> = BTreeMap::new();
+    let mut runs = Runs::default();
     let mut pgpool_selects: BTreeMap<usize, BTreeMap<u16, u64>> = BTreeMap::new();
     // pgpool's own count of the SELECTs it sent to each node, around each (c) run.
     let pool_nodes = |key: &str| -> Option<Vec<PoolNode>> {
@@ -571,7 +533,7 @@ fn section_pool(bench: &Bench, cfg: &Config) {
                 let v = &variants[i];
                 let before = pool_nodes(v.key);
                 let seed = (round as u64) << 16 | (w as u64) << 8 | i as u64;
-                let (rate, tally) = drive(&v.target, cfg, cfg.secs, workload.write_pct, seed);
+                let run = drive(&v.target, cfg, cfg.secs, workload.write_pct, seed);
                 if let Some(before) = before {
                     if let Some(after) = pool_nodes(v.key) {
                         let split = pgpool_selects.entry(w).or_default();
@@ -581,27 +543,21 @@ fn section_pool(bench: &Bench, cfg: &Config) {
                         }
                     }
                 }
-                log_round(round, workload.name, v.key, rate, &tally);
-                rates.entry((w, v.key)).or_default().push(rate);
-                tallies.entry((w, v.key)).or_default().add(&tally);
+                runs.record(round, (w, workload), v.key, run);
             }
         }
     }
 
     // Throughput table.
-    println!();
-    println!("| workload | variant | tx/s median | tx/s min–max | reads on standbys | errors |");
-    println!("|---|---|---:|---:|---|---:|");
+    Runs::print_throughput_head();
     for (w, workload) in workloads.iter().enumerate() {
         for v in &variants {
-            let Some(r) = rates.get(&(w, v.key)) else {
+            let Some(t) = runs.tallies.get(&(w, v.key)) else {
                 continue;
             };
-            let s = Spread::of(r);
-            let t = &tallies[&(w, v.key)];
             let where_ = match &v.target {
                 _ if t.reads == 0 => "-".to_owned(),
-                Target::Multi(_) => standby_share(bench, t),
+                Target::Multi(_) => t.standby_share(&bench.standbys),
                 Target::Split { alternate, .. } => format!(
                     "100 % (by construction: {})",
                     if *alternate {
@@ -616,33 +572,13 @@ fn section_pool(bench: &Bench, cfg: &Config) {
                     None => "?".to_owned(),
                 },
             };
-            println!(
-                "| {} | {} {} | {:.0} | {} | {} | {} |",
-                workload.name,
-                v.key,
-                v.label,
-                s.median,
-                s.range(0),
-                where_,
-                t.errors
-            );
+            runs.print_throughput_row((w, workload), v.key, &v.label, &where_);
         }
     }
-    for ((w, key), t) in &tallies {
-        if let Some(e) = &t.first_error {
-            println!("first error of {} in {}: {e}", key, workloads[*w].name);
-        }
-    }
+    runs.print_first_errors(&workloads);
 
     // Ratios, per round.
-    println!();
-    println!("| workload | ratio | median of per-round ratios | min–max | target |");
-    println!("|---|---|---:|---:|---|");
-    let ratio = |w: usize, num: &str, den: &str| -> Option<Spread> {
-        let n = rates.get(&(w, num))?;
-        let d = rates.get(&(w, den))?;
-        Some(per_round_ratio(n, d))
-    };
+    Runs::print_ratio_head();
     for (w, workload) in workloads.iter().enumerate() {
         for (num, den, target) in [
             ("(b)", "(a)", "≥ 0.98"),
@@ -664,25 +600,18 @@ fn section_pool(bench: &Bench, cfg: &Config) {
                 "(information, issue 7: read_your_writes off / default)",
             ),
         ] {
-            match ratio(w, num, den) {
-                Some(s) => println!(
-                    "| {} | {num}/{den} | {:.3} | {} | {target} |",
-                    workload.name,
-                    s.median,
-                    s.range(3)
-                ),
-                None if den == "(c)" => println!(
+            if !runs.print_ratio_row((w, workload), num, den, target) && den == "(c)" {
+                println!(
                     "| {} | {num}/{den} | - | - | {target} (pgpool-II not run) |",
                     workload.name
-                ),
-                None => {}
+                );
             }
         }
     }
 
     // Issue 7, section 6.
     let w = 0;
-    if let (Some(b), Some(e)) = (rates.get(&(w, "(b)")), rates.get(&(w, "(e)"))) {
+    if let (Some(b), Some(e)) = (runs.rates.get(&(w, "(b)")), runs.rates.get(&(w, "(e)"))) {
         println!();
         println!(
             "Issue 7 section 6: read_your_writes on the {} workload ({}% updates), same pools \
@@ -698,10 +627,10 @@ fn section_pool(bench: &Bench, cfg: &Config) {
                 "| {name} | {:.0} | {} | {} |",
                 s.median,
                 s.range(0),
-                standby_share(bench, &tallies[&(w, key)])
+                runs.tallies[&(w, key)].standby_share(&bench.standbys)
             );
         }
-        if let Some(s) = ratio(w, "(b)", "(e)") {
+        if let Some(s) = runs.ratio(w, "(b)", "(e)") {
             println!(
                 "| ratio connection/off (per round) | {:.3} | {} | |",
                 s.median,
@@ -717,28 +646,6 @@ fn section_pool(bench: &Bench, cfg: &Config) {
         t0.elapsed(),
         loadavg()
     );
-}
-
-/// `87.3 % (standby1 50 % / standby2 50 %)` from the wrapper's own routes.
-fn standby_share(bench: &Bench, t: &Tally) -> String {
-    if t.reads == 0 {
-        return "-".into();
-    }
-    let on = t.standby_total();
-    let split: Vec<String> = bench
-        .standbys
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let n = t.standby_reads.get(p).copied().unwrap_or(0);
-            format!("s{} {:.0} %", i + 1, pct(n, on))
-        })
-        .collect();
-    format!(
-        "{:.1} % ({}; last_route)",
-        pct(on, t.reads),
-        split.join(" / ")
-    )
 }
 
 /// The split of pgpool's load-balanced SELECTs over the nodes (`SHOW pool_nodes`).
@@ -764,14 +671,6 @@ fn pgpool_share(bench: &Bench, split: &BTreeMap<u16, u64>) -> String {
         "SELECTs per node: {} (pool_nodes select_cnt, incl. r2d2's SELECT 1)",
         parts.join(" / ")
     )
-}
-
-fn pct(n: u64, of: u64) -> f64 {
-    if of == 0 {
-        0.0
-    } else {
-        100.0 * n as f64 / of as f64
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -959,14 +858,9 @@ fn section_statements(bench: &Bench, cfg: &Config) {
         );
         let (a, b) = (Spread::of(&inner_t), Spread::of(&wrapped_t));
         println!(
-            "| {} | {:.1} ({}) | {:.1} ({}) | {:.3} | {:+.1} | {} |",
+            "| {} | {} | {} |",
             stmt.label(),
-            a.median,
-            a.p10_p90(1),
-            b.median,
-            b.p10_p90(1),
-            b.median / a.median,
-            b.median - a.median,
+            latency_cells(&a, &b),
             stmt.target()
         );
     }

@@ -61,14 +61,44 @@ pub(crate) trait ReplicatedNode: ClusterNode {
     fn running(&self) -> bool;
     /// Whether it is a replica (standby) of the current primary (source).
     fn is_replica(&self) -> bool;
+    /// Whether it is the current primary (source).
+    fn is_primary(&self) -> bool;
+}
+
+/// The nodes of a replicated cluster as it was started: the primary (source), then the
+/// replicas (standbys).
+#[derive(Default)]
+pub(crate) struct Layout {
+    /// The port of the node that was the primary at start.
+    pub(crate) primary: u16,
+    /// The ports of the replicas created at start, in order.
+    pub(crate) replicas: Vec<u16>,
+}
+
+impl Layout {
+    /// The original primary followed by the original replicas.
+    pub(crate) fn ports(&self) -> Vec<u16> {
+        let mut ports = vec![self.primary];
+        ports.extend(&self.replicas);
+        ports
+    }
+
+    /// The port of the current primary among `nodes`: the node most recently promoted, or
+    /// the original one.
+    pub(crate) fn current_primary<N: ReplicatedNode>(&self, nodes: &[N]) -> u16 {
+        nodes
+            .iter()
+            .find(|n| n.is_primary())
+            .map_or(self.primary, ClusterNode::port)
+    }
 }
 
 /// Implements [`ClusterNode`] and [`ReplicatedNode`] for a node struct with the fields
 /// `name: String`, `port: u16`, `log: PathBuf`, `role` (a `Debug` enum) and
-/// `running: bool`; `$replica` is the role of a replica. The label is
-/// `<name> (port <port>, <role>)`.
+/// `running: bool`; `$primary` is the role of the primary, `$replica` that of a replica.
+/// The label is `<name> (port <port>, <role>)`.
 macro_rules! replicated_node {
-    ($node:ty, $replica:expr) => {
+    ($node:ty, $primary:expr, $replica:expr) => {
         impl $crate::common::ClusterNode for $node {
             fn name(&self) -> &str {
                 &self.name
@@ -94,6 +124,10 @@ macro_rules! replicated_node {
 
             fn is_replica(&self) -> bool {
                 self.role == $replica
+            }
+
+            fn is_primary(&self) -> bool {
+                self.role == $primary
             }
         }
     };

@@ -73,7 +73,7 @@
 
 use crate::common::{
     copy_template, database_name, first_field, in_parallel, multi_host_url, remove_dir_at_drop,
-    replicated_node, start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList,
+    replicated_node, start_failure, upsert_by_name, wait_refused, ClusterNode, Layout, NodeList,
     SharedCluster, Steps,
 };
 use crate::procdir::{
@@ -333,7 +333,7 @@ pub(crate) struct Node {
     running: bool,
 }
 
-replicated_node!(Node, Role::Replica);
+replicated_node!(Node, Role::Source, Role::Replica);
 
 impl Node {
     fn config(&self) -> PathBuf {
@@ -345,8 +345,7 @@ struct State {
     nodes: Vec<Node>,
     /// The running servers, by node name.
     children: HashMap<String, Child>,
-    original_source: u16,
-    original_replicas: Vec<u16>,
+    original: Layout,
     next_server_id: u32,
 }
 
@@ -396,8 +395,7 @@ impl MariaDbCluster {
             state: Mutex::new(State {
                 nodes: Vec::new(),
                 children: HashMap::new(),
-                original_source: 0,
-                original_replicas: Vec::new(),
+                original: Layout::default(),
                 next_server_id: u32::try_from(replicas).unwrap_or(u32::MAX - 1) + 2,
             }),
         };
@@ -413,11 +411,10 @@ impl MariaDbCluster {
         });
         let source_port = ports[0];
         let replica_ports = ports[1..].to_vec();
-        {
-            let mut state = lock(&cluster.state);
-            state.original_source = source_port;
-            state.original_replicas = replica_ports.clone();
-        }
+        lock(&cluster.state).original = Layout {
+            primary: source_port,
+            replicas: replica_ports.clone(),
+        };
         steps.mark("nodes");
 
         let setup = [
@@ -492,31 +489,24 @@ impl MariaDbCluster {
 
     /// The port of the node that was the source at start.
     pub fn source_port(&self) -> u16 {
-        lock(&self.state).original_source
+        lock(&self.state).original.primary
     }
 
     /// The ports of the replicas created at start, in order.
     pub fn replica_ports(&self) -> Vec<u16> {
-        lock(&self.state).original_replicas.clone()
+        lock(&self.state).original.replicas.clone()
     }
 
     /// The port of the current source: the original one, or the node most recently
     /// promoted.
     pub fn current_source_port(&self) -> u16 {
         let state = lock(&self.state);
-        state
-            .nodes
-            .iter()
-            .find(|n| n.role == Role::Source)
-            .map_or(state.original_source, |n| n.port)
+        state.original.current_primary(&state.nodes)
     }
 
     /// The original source followed by the original replicas.
     pub fn default_ports(&self) -> Vec<u16> {
-        let state = lock(&self.state);
-        let mut ports = vec![state.original_source];
-        ports.extend(&state.original_replicas);
-        ports
+        lock(&self.state).original.ports()
     }
 
     /// Whether the harness believes the node is running (not killed).

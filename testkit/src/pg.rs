@@ -60,7 +60,7 @@
 
 use crate::common::{
     copy_template, database_name, first_field, in_parallel, multi_host_url, remove_dir_at_drop,
-    replicated_node, start_failure, upsert_by_name, wait_refused, ClusterNode, NodeList,
+    replicated_node, start_failure, upsert_by_name, wait_refused, ClusterNode, Layout, NodeList,
     SharedCluster, Steps,
 };
 use crate::netns::{Lan, NetNs};
@@ -366,12 +366,11 @@ pub(crate) struct Node {
     netns: Option<usize>,
 }
 
-replicated_node!(Node, Role::Standby);
+replicated_node!(Node, Role::Primary, Role::Standby);
 
 struct State {
     nodes: Vec<Node>,
-    original_primary: u16,
-    original_standbys: Vec<u16>,
+    original: Layout,
 }
 
 /// A primary plus streaming standbys on 127.0.0.1. See the module docs.
@@ -448,8 +447,7 @@ impl PgCluster {
             shared: false,
             state: Mutex::new(State {
                 nodes: Vec::new(),
-                original_primary: 0,
-                original_standbys: Vec::new(),
+                original: Layout::default(),
             }),
             net: None,
         };
@@ -479,7 +477,7 @@ impl PgCluster {
             panic!("PgCluster::start: starting the primary failed: {e}");
         }
         let primary_port = primary.port;
-        lock(&cluster.state).original_primary = primary_port;
+        lock(&cluster.state).original.primary = primary_port;
         steps.mark("primary");
 
         let mut setup = app_role_setup().to_vec();
@@ -509,7 +507,7 @@ impl PgCluster {
             cluster.start_node(&mut node, true)?;
             Ok(node.port)
         });
-        lock(&cluster.state).original_standbys = standby_ports.clone();
+        lock(&cluster.state).original.replicas = standby_ports.clone();
         steps.mark("standbys");
 
         // Wait until every standby streams.
@@ -567,23 +565,19 @@ impl PgCluster {
 
     /// The port of the node that was the primary at start.
     pub fn primary_port(&self) -> u16 {
-        lock(&self.state).original_primary
+        lock(&self.state).original.primary
     }
 
     /// The ports of the standbys created at start, in order.
     pub fn standby_ports(&self) -> Vec<u16> {
-        lock(&self.state).original_standbys.clone()
+        lock(&self.state).original.replicas.clone()
     }
 
     /// The port of the current primary: the original one, or the node most
     /// recently promoted.
     pub fn current_primary_port(&self) -> u16 {
         let state = lock(&self.state);
-        state
-            .nodes
-            .iter()
-            .find(|n| n.role == Role::Primary)
-            .map_or(state.original_primary, |n| n.port)
+        state.original.current_primary(&state.nodes)
     }
 
     /// Whether the harness believes the node is running (not killed).
@@ -609,10 +603,7 @@ impl PgCluster {
 
     /// The original primary followed by the original standbys.
     pub fn default_ports(&self) -> Vec<u16> {
-        let state = lock(&self.state);
-        let mut ports = vec![state.original_primary];
-        ports.extend(&state.original_standbys);
-        ports
+        lock(&self.state).original.ports()
     }
 
     /// `postgres://postgres@127.0.0.1:{port}/postgres`.

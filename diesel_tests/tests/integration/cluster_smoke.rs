@@ -3,20 +3,16 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use diesel::dsl::sql;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{BigInt, Bool};
 
+use crate::common::{cluster_report, connect, exec, kill_cluster_child_and_wait, pg_text};
 use crate::reaper::{self, refuses};
 use diesel_multidb_testkit::{dead_port, Blackhole, PgCluster, APP_PASSWORD};
-
-fn connect(url: &str) -> PgConnection {
-    PgConnection::establish(url).unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
-}
 
 fn in_recovery(conn: &mut PgConnection) -> bool {
     diesel::select(sql::<Bool>("pg_is_in_recovery()"))
@@ -28,18 +24,6 @@ fn count(conn: &mut PgConnection, query: &str) -> i64 {
     diesel::select(sql::<BigInt>(&format!("({query})")))
         .get_result(conn)
         .unwrap_or_else(|e| panic!("{query}: {e}"))
-}
-
-fn text(conn: &mut PgConnection, expr: &str) -> String {
-    diesel::select(sql::<Text>(expr))
-        .get_result(conn)
-        .unwrap_or_else(|e| panic!("SELECT {expr}: {e}"))
-}
-
-fn exec(conn: &mut PgConnection, statement: &str) {
-    diesel::sql_query(statement)
-        .execute(conn)
-        .unwrap_or_else(|e| panic!("{statement}: {e}"));
 }
 
 #[test]
@@ -72,7 +56,7 @@ fn cluster_shared_topology() {
             "standby {port} does not stream"
         );
         assert_eq!(
-            text(&mut standby, "current_setting('port')"),
+            pg_text(&mut standby, "current_setting('port')"),
             port.to_string()
         );
     }
@@ -101,7 +85,7 @@ fn cluster_shared_topology() {
 fn cluster_shared_replicates_writes() {
     let cluster = PgCluster::shared();
     let db = cluster.create_database("cluster smoke");
-    let mut primary = connect(&cluster.node_db_url(cluster.primary_port(), &db));
+    let mut primary: PgConnection = connect(&cluster.node_db_url(cluster.primary_port(), &db));
     exec(
         &mut primary,
         "CREATE TABLE items (id int PRIMARY KEY, name text)",
@@ -111,7 +95,7 @@ fn cluster_shared_replicates_writes() {
     for port in cluster.standby_ports() {
         let mut standby = connect(&cluster.node_db_url(port, &db));
         assert_eq!(
-            text(&mut standby, "(SELECT name FROM items WHERE id = 1)"),
+            pg_text(&mut standby, "(SELECT name FROM items WHERE id = 1)"),
             "replicated",
             "standby {port}"
         );
@@ -130,9 +114,9 @@ fn cluster_app_role_password_auth() {
     let cluster = PgCluster::shared();
     let port = cluster.primary_port();
     let mut app = connect(&cluster.app_url(port, APP_PASSWORD));
-    assert_eq!(text(&mut app, "current_user::text"), "app");
+    assert_eq!(pg_text(&mut app, "current_user::text"), "app");
     assert_eq!(
-        text(
+        pg_text(
             &mut app,
             "(SELECT rolsuper::text FROM pg_roles WHERE rolname = 'app')"
         ),
@@ -211,7 +195,7 @@ fn cluster_own_kill_and_promote() {
     let standby_port = cluster.standby_ports()[0];
     let dir = cluster.dir().to_path_buf();
 
-    let mut primary = connect(&cluster.node_url(primary_port));
+    let mut primary: PgConnection = connect(&cluster.node_url(primary_port));
     exec(&mut primary, "CREATE TABLE before_failover (v int)");
     exec(&mut primary, "INSERT INTO before_failover VALUES (42)");
     cluster.wait_for_replay();
@@ -296,24 +280,12 @@ fn cluster_own_failover_other_standby_follows() {
 fn cluster_reaper_child() {
     reaper::child(|| {
         let cluster = PgCluster::start(1);
-        let ports: Vec<String> = cluster.default_ports().iter().map(u16::to_string).collect();
-        let line = format!("{} {}", cluster.dir().display(), ports.join(","));
+        let line = cluster_report(cluster.dir(), &cluster.default_ports());
         (cluster, line)
     });
 }
 
 #[test]
 fn cluster_reaper_cleans_up_after_sigkill() {
-    reaper::kill_child_and_wait(
-        "cluster_smoke::cluster_reaper_child",
-        Duration::from_secs(60),
-        |fields| {
-            let cluster_dir = PathBuf::from(fields[0]);
-            let ports: Vec<u16> = fields[1].split(',').map(|p| p.parse().unwrap()).collect();
-            assert_eq!(ports.len(), 2);
-            assert!(ports.iter().all(|&p| !refuses(p)), "servers not up");
-            assert!(cluster_dir.is_dir());
-            move || reaper::dir_and_ports_left(&cluster_dir, &ports)
-        },
-    );
+    kill_cluster_child_and_wait("cluster_smoke::cluster_reaper_child");
 }

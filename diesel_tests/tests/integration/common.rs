@@ -1,8 +1,18 @@
-//! Shared helpers: scratch directories, SQLite URLs, the test models, migration files.
+//! Shared helpers: scratch directories, SQLite URLs, the test models, migration files,
+//! plain diesel connections and the reaper checks of the harness smoke tests.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use diesel::dsl::sql;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::query_builder::SqlQuery;
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::sql_types::Text;
 use diesel_multidb::models;
+
+use crate::reaper::{self, refuses};
 
 /// The `blog` app.
 pub(crate) mod blog {
@@ -137,4 +147,49 @@ impl Cycles {
             self.missed_on
         );
     }
+}
+
+// ---- the harness smoke tests (cluster_smoke, mariadb_smoke, netns_smoke) ---------------
+
+/// A plain diesel connection to `url`; panics naming it.
+pub(crate) fn connect<C: Connection>(url: &str) -> C {
+    C::establish(url).unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+}
+
+/// Runs `statement` on `conn`; panics naming it.
+pub(crate) fn exec<C: Connection>(conn: &mut C, statement: &str)
+where
+    SqlQuery: ExecuteDsl<C>,
+{
+    diesel::sql_query(statement)
+        .execute(conn)
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+/// `SELECT {expr}` on PostgreSQL, as text; panics naming it.
+pub(crate) fn pg_text(conn: &mut PgConnection, expr: &str) -> String {
+    diesel::select(sql::<Text>(expr))
+        .get_result(conn)
+        .unwrap_or_else(|e| panic!("SELECT {expr}: {e}"))
+}
+
+/// The report line of a reaper helper process that started a cluster: `<cluster dir>
+/// <port>,<port>,...`; [`kill_cluster_child_and_wait`] reads it.
+pub(crate) fn cluster_report(dir: &Path, ports: &[u16]) -> String {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    format!("{} {}", dir.display(), ports.join(","))
+}
+
+/// Kills the helper test `child_test` once it reported (see [`cluster_report`]) a cluster of
+/// two running servers in an existing directory, and waits until the reaper removed both
+/// the servers and the directory.
+pub(crate) fn kill_cluster_child_and_wait(child_test: &str) {
+    reaper::kill_child_and_wait(child_test, Duration::from_secs(60), |fields| {
+        let cluster_dir = PathBuf::from(fields[0]);
+        let ports: Vec<u16> = fields[1].split(',').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(ports.len(), 2);
+        assert!(ports.iter().all(|&p| !refuses(p)), "servers not up");
+        assert!(cluster_dir.is_dir());
+        move || reaper::dir_and_ports_left(&cluster_dir, &ports)
+    });
 }

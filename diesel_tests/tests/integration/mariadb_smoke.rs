@@ -1,7 +1,6 @@
 //! Smoke tests of the MariaDB cluster harness itself, through the `mariadb` client
 //! (`query_one`) and plain diesel `MysqlConnection`s (not the crate's wrapper).
 
-use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -10,12 +9,9 @@ use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
+use crate::common::{cluster_report, connect, exec, kill_cluster_child_and_wait};
 use crate::reaper::{self, refuses};
 use diesel_multidb_testkit::MariaDbCluster;
-
-fn connect(url: &str) -> MysqlConnection {
-    MysqlConnection::establish(url).unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
-}
 
 fn int(conn: &mut MysqlConnection, expr: &str) -> i64 {
     diesel::select(sql::<BigInt>(&format!("CAST(({expr}) AS SIGNED)")))
@@ -27,12 +23,6 @@ fn text(conn: &mut MysqlConnection, expr: &str) -> String {
     diesel::select(sql::<Text>(&format!("CAST(({expr}) AS CHAR)")))
         .get_result(conn)
         .unwrap_or_else(|e| panic!("SELECT {expr}: {e}"))
-}
-
-fn exec(conn: &mut MysqlConnection, statement: &str) {
-    diesel::sql_query(statement)
-        .execute(conn)
-        .unwrap_or_else(|e| panic!("{statement}: {e}"));
 }
 
 /// `@@server_id`, `@@read_only` and `@@port` of a node, through the client.
@@ -182,7 +172,7 @@ fn mariadb_shared_app_user_password_auth() {
 
     // A database made by create_database is usable by app on every node.
     let db = cluster.create_database("mariadb smoke");
-    let mut app = connect(&cluster.node_db_url(source, &db));
+    let mut app: MysqlConnection = connect(&cluster.node_db_url(source, &db));
     exec(&mut app, "CREATE TABLE t (v INT)");
     cluster.wait_for_replication();
     assert_eq!(
@@ -245,7 +235,7 @@ fn mariadb_own_kill_and_promote() {
         panic!("expected two replicas");
     };
     let dir = cluster.dir().to_path_buf();
-    let mut app = connect(&cluster.node_url(old_source));
+    let mut app: MysqlConnection = connect(&cluster.node_url(old_source));
     exec(&mut app, "CREATE TABLE t (v INT)");
     exec(&mut app, "INSERT INTO t VALUES (1)");
     drop(app);
@@ -321,24 +311,12 @@ fn mariadb_own_kill_and_promote() {
 fn mariadb_reaper_child() {
     reaper::child(|| {
         let cluster = MariaDbCluster::start(1);
-        let ports: Vec<String> = cluster.default_ports().iter().map(u16::to_string).collect();
-        let line = format!("{} {}", cluster.dir().display(), ports.join(","));
+        let line = cluster_report(cluster.dir(), &cluster.default_ports());
         (cluster, line)
     });
 }
 
 #[test]
 fn mariadb_reaper_cleans_up_after_sigkill() {
-    reaper::kill_child_and_wait(
-        "mariadb_smoke::mariadb_reaper_child",
-        Duration::from_secs(60),
-        |fields| {
-            let cluster_dir = PathBuf::from(fields[0]);
-            let ports: Vec<u16> = fields[1].split(',').map(|p| p.parse().unwrap()).collect();
-            assert_eq!(ports.len(), 2);
-            assert!(ports.iter().all(|&p| !refuses(p)), "servers not up");
-            assert!(cluster_dir.is_dir());
-            move || reaper::dir_and_ports_left(&cluster_dir, &ports)
-        },
-    );
+    kill_cluster_child_and_wait("mariadb_smoke::mariadb_reaper_child");
 }

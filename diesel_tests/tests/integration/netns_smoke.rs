@@ -11,26 +11,11 @@ use std::time::{Duration, Instant};
 use diesel::dsl::sql;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 
+use crate::common::{connect, exec, pg_text};
 use crate::reaper;
 use diesel_multidb_testkit::{PgCluster, APP_PASSWORD};
-
-fn connect(url: &str) -> PgConnection {
-    PgConnection::establish(url).unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
-}
-
-fn text(conn: &mut PgConnection, expr: &str) -> String {
-    diesel::select(sql::<Text>(expr))
-        .get_result(conn)
-        .unwrap_or_else(|e| panic!("SELECT {expr}: {e}"))
-}
-
-fn exec(conn: &mut PgConnection, statement: &str) {
-    diesel::sql_query(statement)
-        .execute(conn)
-        .unwrap_or_else(|e| panic!("{statement}: {e}"));
-}
 
 fn select_sum(conn: &mut PgConnection) -> QueryResult<i64> {
     diesel::select(sql::<BigInt>("(SELECT coalesce(sum(v), 0)::bigint FROM t)")).get_result(conn)
@@ -89,11 +74,11 @@ fn netns_primary_silent_drop() {
     // streams from it.
     let mut conn = connect(&cluster.node_url(primary));
     assert_eq!(
-        text(&mut conn, "host(inet_server_addr())"),
+        pg_text(&mut conn, "host(inet_server_addr())"),
         ns.addr().to_string()
     );
     assert_eq!(
-        text(&mut conn, "host(inet_client_addr())"),
+        pg_text(&mut conn, "host(inet_client_addr())"),
         ns.gateway().to_string()
     );
     exec(&mut conn, "CREATE TABLE t (v int)");
@@ -102,7 +87,7 @@ fn netns_primary_silent_drop() {
     let mut on_standby = connect(&cluster.node_url(standby));
     assert_eq!(select_sum(&mut on_standby).unwrap(), 1);
     assert_eq!(
-        text(
+        pg_text(
             &mut on_standby,
             "(SELECT sender_host || ' ' || status FROM pg_stat_wal_receiver)"
         ),
@@ -111,7 +96,7 @@ fn netns_primary_silent_drop() {
     drop(on_standby);
     // Password authentication through the namespace too.
     let mut app = connect(&cluster.app_url(primary, APP_PASSWORD));
-    assert_eq!(text(&mut app, "current_user::text"), "app");
+    assert_eq!(pg_text(&mut app, "current_user::text"), "app");
     drop(app);
     // Nothing listens on the namespace's port in the root namespace.
     assert!(
@@ -184,7 +169,7 @@ fn netns_primary_silent_drop() {
     assert_eq!(plain_result.expect("statement after restore"), 1);
     let plain_resumed = restored_at.elapsed();
     assert_eq!(select_sum(&mut plain).unwrap(), 1);
-    let mut fresh = connect(&cluster.url(&[primary], "connect_timeout=5"));
+    let mut fresh: PgConnection = connect(&cluster.url(&[primary], "connect_timeout=5"));
     exec(&mut fresh, "INSERT INTO t VALUES (2)");
     cluster.wait_for_replay();
     assert_eq!(cluster.query_one(standby, "SELECT sum(v) FROM t"), "3");

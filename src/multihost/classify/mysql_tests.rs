@@ -1,5 +1,9 @@
 use super::*;
 
+use super::super::tests::support::{
+    assert_lowercase_names, assert_pinning_are_writing, assert_sorted_unique, long_select,
+};
+
 super::super::classification_assertions!(classify);
 
 /// What unreadable text gets.
@@ -38,23 +42,10 @@ fn lists_are_sorted_unique_lowercase() {
         ROUTINES,
         NOT_TABLES,
     ] {
-        for pair in list.windows(2) {
-            assert!(pair[0] < pair[1], "not sorted/unique: {pair:?}");
-        }
-        for name in list {
-            assert!(
-                name.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-                "{name}"
-            );
-        }
+        assert_sorted_unique(list);
+        assert_lowercase_names(list);
     }
-    for f in SESSION_PINNING_FUNCTIONS {
-        assert!(
-            MYSQL_WRITING_FUNCTIONS.contains(f),
-            "{f} must also be writing"
-        );
-    }
+    assert_pinning_are_writing(SESSION_PINNING_FUNCTIONS, MYSQL_WRITING_FUNCTIONS);
 }
 
 #[test]
@@ -1395,14 +1386,9 @@ fn fuzzed_input_never_panics() {
 
 #[test]
 fn long_input_is_linear() {
-    let mut sql = String::from("SELECT ");
-    for i in 0..50_000 {
-        sql.push_str(&format!("`c{i}` + 'x''y' + \"z\" /* c */ + "));
-    }
-    sql.push('1');
-    read(&sql);
-    sql.push_str(" FOR UPDATE");
-    write(&sql);
+    let (plain, locking) = long_select(|i| format!("`c{i}` + 'x''y' + \"z\" /* c */ + "));
+    read(&plain);
+    write(&locking);
 }
 
 #[test]

@@ -1,30 +1,23 @@
 use super::*;
 
+/// Shared with `mysql_tests.rs` (which reaches it as `super::super::tests::support`).
+#[path = "test_support.rs"]
+pub(super) mod support;
+
+use support::{
+    assert_lowercase_names, assert_pinning_are_writing, assert_sorted_unique, long_select,
+};
+
 classification_assertions!(classify);
 
 // ---- function lists -------------------------------------------------------------
 
 #[test]
 fn writing_functions_sorted_unique_lowercase() {
-    for pair in DEFAULT_WRITING_FUNCTIONS.windows(2) {
-        assert!(pair[0] < pair[1], "not sorted/unique: {pair:?}");
-    }
-    for pair in SESSION_PINNING_FUNCTIONS.windows(2) {
-        assert!(pair[0] < pair[1], "not sorted/unique: {pair:?}");
-    }
-    for f in DEFAULT_WRITING_FUNCTIONS {
-        assert!(
-            f.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-            "{f}"
-        );
-    }
-    for f in SESSION_PINNING_FUNCTIONS {
-        assert!(
-            DEFAULT_WRITING_FUNCTIONS.contains(f),
-            "{f} must also be writing"
-        );
-    }
+    assert_sorted_unique(DEFAULT_WRITING_FUNCTIONS);
+    assert_sorted_unique(SESSION_PINNING_FUNCTIONS);
+    assert_lowercase_names(DEFAULT_WRITING_FUNCTIONS);
+    assert_pinning_are_writing(SESSION_PINNING_FUNCTIONS, DEFAULT_WRITING_FUNCTIONS);
 }
 
 #[test]
@@ -1037,14 +1030,9 @@ fn fuzzed_input_never_panics() {
 
 #[test]
 fn long_input_is_linear() {
-    let mut sql = String::from("SELECT ");
-    for i in 0..50_000 {
-        sql.push_str(&format!("\"c{i}\" + 'x''y' + $${i}$$ + "));
-    }
-    sql.push('1');
-    read(&sql);
-    sql.push_str(" FOR UPDATE");
-    write(&sql);
+    let (plain, locking) = long_select(|i| format!("\"c{i}\" + 'x''y' + $${i}$$ + "));
+    read(&plain);
+    write(&locking);
 }
 
 // ---- what a read-only error proves ---------------------------------------------------
