@@ -1387,5 +1387,8 @@ macro_rules! classification_assertions {
 #[cfg(test)]
 pub(crate) use classification_assertions;
 
+/// What both classifiers' tests check of their function lists, and long inputs.
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 use super::*;
 
-use super::super::tests::support::{
+use super::super::test_support::{
     assert_lowercase_names, assert_pinning_are_writing, assert_sorted_unique, long_select,
 };
 

@@ -1,10 +1,6 @@
 use super::*;
 
-/// Shared with `mysql_tests.rs` (which reaches it as `super::super::tests::support`).
-#[path = "test_support.rs"]
-pub(super) mod support;
-
-use support::{
+use super::test_support::{
     assert_lowercase_names, assert_pinning_are_writing, assert_sorted_unique, long_select,
 };
 
