@@ -617,15 +617,22 @@ fn a_lagging_standby_gets_no_reads_until_it_catches_up() {
         "postgres",
         "max_replica_lag=1s&monitor_interval=100ms&connect_timeout=2",
     );
-    // Connections spread over both standbys; keep opening until one reads on each.
+    // Connections spread over both standbys; keep opening (up to 10) and reading until one
+    // reads on each. Connections opened while only one standby is known to follow the
+    // primary all start on it, and move to the other once it is (at their next reads).
     let mut conns: Vec<Conn> = Vec::new();
     let mut reads_on = std::collections::BTreeSet::new();
-    while reads_on.len() < 2 && conns.len() < 10 {
-        let mut c = connect_ready(&url);
-        let server = who(&mut c);
-        assert!(server.in_recovery);
-        reads_on.insert(server.port as u16);
-        conns.push(c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reads_on.len() < 2 && Instant::now() < deadline {
+        if conns.len() < 10 {
+            conns.push(connect_ready(&url));
+        }
+        for c in conns.iter_mut() {
+            let server = who(c);
+            assert!(server.in_recovery);
+            reads_on.insert(server.port as u16);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(
         reads_on.len(),
