@@ -5,6 +5,7 @@
 //! giving the rendering to a session costs no copy; the SQL of a query with a static query
 //! id is rendered once per connection (see `MultiHostConnection::render_async`).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use diesel::backend::Backend;
@@ -112,4 +113,39 @@ impl<DB: Backend + TypeMetadata, X> QueryId for Rendered<DB, X> {
 
 impl<DB: Backend + TypeMetadata, X> Query for Rendered<DB, X> {
     type SqlType = Untyped;
+}
+
+/// A rendering `R` of a query whose static query id is `I` (its `QueryId::QueryId`), given
+/// to a session under that id: the session then keys its prepared statement by the type,
+/// as it does for the query itself, instead of hashing the SQL text. Built only for a query
+/// with a static id, whose SQL is the same every time (Diesel's own rule).
+#[allow(unreachable_pub)]
+pub struct Keyed<R, I> {
+    rendered: R,
+    id: PhantomData<fn() -> I>,
+}
+
+impl<R, I> Keyed<R, I> {
+    /// `rendered`, rendered from a query with a static id whose `QueryId` is `I`.
+    pub(crate) fn new(rendered: R) -> Self {
+        Keyed {
+            rendered,
+            id: PhantomData,
+        }
+    }
+}
+
+impl<DB: Backend, R: QueryFragment<DB>, I> QueryFragment<DB> for Keyed<R, I> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.rendered.walk_ast(pass)
+    }
+}
+
+impl<R, I: 'static> QueryId for Keyed<R, I> {
+    type QueryId = I;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<R: Query, I> Query for Keyed<R, I> {
+    type SqlType = R::SqlType;
 }

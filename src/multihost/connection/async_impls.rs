@@ -15,7 +15,7 @@ use diesel_async::{
 };
 use futures_util::future::BoxFuture;
 
-use super::async_shell::{PrimaryOp, PrimaryOut};
+use super::async_shell::{execute_fn, load_fn, PrimaryOp, PrimaryOut};
 use super::lifecycle::PingStep;
 use super::{missing_session, MultiHostConnection};
 use crate::multihost::backend::AsyncHostConnection;
@@ -85,9 +85,10 @@ impl<C: AsyncHostConnection> AsyncConnectionCore for MultiHostConnection<C> {
         let query = source.as_query();
         let begun = self.begin_async(&query);
         drop(query);
+        let send = load_fn::<C, T::Query>();
         Box::pin(async move {
             let (class, rendered) = begun?;
-            self.load_async(class, rendered).await
+            self.load_async(class, rendered, send).await
         })
     }
 
@@ -100,12 +101,13 @@ impl<C: AsyncHostConnection> AsyncConnectionCore for MultiHostConnection<C> {
     {
         let begun = self.begin_async(&source);
         drop(source);
+        let execute = execute_fn::<C, T>();
         Box::pin(async move {
             let (class, mut rendered) = begun?;
             let out = self
                 .run_on_primary_async(
                     class,
-                    PrimaryOp::Execute(&mut rendered),
+                    PrimaryOp::Execute(&mut rendered, execute),
                     Some(PrimaryOut::Count(0)),
                 )
                 .await?;
