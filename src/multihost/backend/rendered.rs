@@ -38,19 +38,30 @@ where
     DB: Backend + TypeMetadata + Default,
 {
     /// `source`'s rendering: its SQL (rendered by the caller), the binds already collected
-    /// (with the backend's type lookup) and what is pending.
+    /// (with the backend's type lookup) and what is pending. `safe_to_cache`: whether
+    /// `source` is safe to cache as a prepared statement, when the caller knows it.
     pub(crate) fn new<T: QueryFragment<DB> + ?Sized>(
         source: &T,
         sql: Arc<str>,
-        binds: RawBytesBindCollector<DB>,
+        safe_to_cache: Option<bool>,
+        binds: Arc<RawBytesBindCollector<DB>>,
         pending: X,
     ) -> QueryResult<Self> {
+        let safe_to_cache = match safe_to_cache {
+            Some(safe) => safe,
+            None => source.is_safe_to_cache_prepared(&DB::default())?,
+        };
         Ok(Rendered {
             sql,
-            safe_to_cache: source.is_safe_to_cache_prepared(&DB::default())?,
-            binds: Arc::new(binds),
+            safe_to_cache,
+            binds,
             pending,
         })
+    }
+
+    /// The bind values, to be used again for another rendering (see [`BindBuffer`]).
+    pub(crate) fn into_binds(self) -> Arc<RawBytesBindCollector<DB>> {
+        self.binds
     }
 
     /// The bind values, to be changed (copied first when a clone shares them).
@@ -62,6 +73,49 @@ where
             self.binds = Arc::new(copy_binds(&self.binds));
         }
         Arc::get_mut(&mut self.binds).expect("the binds were just copied")
+    }
+}
+
+/// The most bind values a kept [`BindBuffer`] has room for.
+const KEPT_BINDS: usize = 64;
+
+/// A bind collector kept from one statement to the next, so that collecting a statement's
+/// binds does not allocate the collector and its lists each time (only the values).
+#[allow(unreachable_pub)]
+pub struct BindBuffer<DB: Backend + TypeMetadata>(Option<Arc<RawBytesBindCollector<DB>>>);
+
+impl<DB: Backend + TypeMetadata> Default for BindBuffer<DB> {
+    fn default() -> Self {
+        BindBuffer(None)
+    }
+}
+
+impl<DB: Backend + TypeMetadata> std::fmt::Debug for BindBuffer<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BindBuffer").finish_non_exhaustive()
+    }
+}
+
+impl<DB: Backend + TypeMetadata> BindBuffer<DB> {
+    /// An empty collector: the one kept, when there is one.
+    pub(crate) fn take(&mut self) -> Arc<RawBytesBindCollector<DB>> {
+        match self.0.take() {
+            Some(binds) => binds,
+            None => Arc::new(RawBytesBindCollector::new()),
+        }
+    }
+
+    /// Keeps `binds` for the next statement, emptied, unless a rendering still shares them
+    /// or they held many values (the memory is then given back).
+    pub(crate) fn put(&mut self, mut binds: Arc<RawBytesBindCollector<DB>>) {
+        if let Some(collector) = Arc::get_mut(&mut binds) {
+            if collector.binds.capacity() > KEPT_BINDS {
+                return;
+            }
+            collector.binds.clear();
+            collector.metadata.clear();
+            self.0 = Some(binds);
+        }
     }
 }
 

@@ -46,14 +46,18 @@ impl<C: AsyncHostConnection> MultiHostConnection<C> {
             Some(class) => class,
             None => self.classify_rendered(id, &sql),
         };
+        // A remembered SQL is that of a query safe to cache.
+        let mut safe_to_cache = known_sql.is_some().then_some(true);
         if let (Some(id), None) = (id, &known_sql) {
             // Diesel's rule for keying a prepared statement by type: the SQL of a query
             // with a static id that is safe to cache is the same every time.
-            if source.is_safe_to_cache_prepared(&C::Db::default())? {
+            let safe = source.is_safe_to_cache_prepared(&C::Db::default())?;
+            if safe {
                 self.ctx.cache.remember_sql(id, Arc::clone(&sql));
             }
+            safe_to_cache = Some(safe);
         }
-        let rendered = C::render(source, sql, &mut self.extra)?;
+        let rendered = C::render(source, sql, safe_to_cache, &mut self.extra)?;
         Ok((class, rendered))
     }
 }
@@ -110,8 +114,9 @@ impl<C: AsyncHostConnection> AsyncConnectionCore for MultiHostConnection<C> {
                     PrimaryOp::Execute(&mut rendered, execute),
                     Some(PrimaryOut::Count(0)),
                 )
-                .await?;
-            match out {
+                .await;
+            C::recycle(rendered, &mut self.extra);
+            match out? {
                 PrimaryOut::Count(count) => Ok(count),
                 _ => Err(missing_session()),
             }

@@ -312,7 +312,9 @@ impl<C: AsyncHostConnection> MultiHostConnection<C> {
             send,
             _rows: PhantomData,
         };
-        load_attempts(ctx, primary, standby, spare, extra, st, &mut attempt).await
+        let rows = load_attempts(ctx, primary, standby, spare, extra, st, &mut attempt).await;
+        C::recycle(query, extra);
+        rows
     }
 }
 
