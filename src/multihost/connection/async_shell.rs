@@ -132,15 +132,19 @@ async fn run_op<C: AsyncHostConnection>(
     match op {
         PrimaryOp::Execute(query, execute) => {
             if C::needs_resolving(query) {
-                conn.resolve(query, extra).await?;
+                // Boxed: the lookups' state is large, and rarely needed.
+                Box::pin(conn.resolve(query, extra)).await?;
             }
             let query = (**query).clone();
             execute(conn, query).await.map(PrimaryOut::Count)
         }
-        PrimaryOp::Batch(sql) => SimpleAsyncConnection::batch_execute(conn, sql)
+        PrimaryOp::Batch(sql) => Box::pin(SimpleAsyncConnection::batch_execute(conn, sql))
             .await
             .map(|()| PrimaryOut::Unit),
-        PrimaryOp::Position => position_of(conn.observe().await?).map(PrimaryOut::Position),
+        // Boxed, as rarely needed: the state of every statement would carry it.
+        PrimaryOp::Position => {
+            position_of(Box::pin(conn.observe()).await?).map(PrimaryOut::Position)
+        }
         PrimaryOp::Touch => Ok(PrimaryOut::Unit),
     }
 }
@@ -383,7 +387,8 @@ async fn load_on<'conn, 'query, C: AsyncHostConnection>(
     send: LoadFn<C>,
 ) -> QueryResult<C::Stream<'conn, 'query>> {
     if C::needs_resolving(query) {
-        conn.resolve(query, extra).await?;
+        // Boxed: the lookups' state is large, and rarely needed.
+        Box::pin(conn.resolve(query, extra)).await?;
     }
     send(conn, query.clone(), PhantomData).await
 }
