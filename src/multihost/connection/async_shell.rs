@@ -138,6 +138,7 @@ async fn run_op<C: AsyncHostConnection>(
             let query = (**query).clone();
             execute(conn, query).await.map(PrimaryOut::Count)
         }
+        // Boxed: its state would otherwise be part of every `execute_returning_count`'s.
         PrimaryOp::Batch(sql) => Box::pin(SimpleAsyncConnection::batch_execute(conn, sql))
             .await
             .map(|()| PrimaryOut::Unit),
