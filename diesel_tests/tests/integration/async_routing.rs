@@ -432,6 +432,13 @@ async fn async_custom_types_resolve_on_the_session_that_runs_them() {
             .map(|r| r.m)
             .collect();
         assert_eq!(sad, vec![Mood::Sad; round as usize + 1], "round {round}");
+        // Through the query builder (a static query id: the session keys the prepared
+        // statement by the query's type).
+        let echoed: Mood = diesel::select(Mood::Sad.into_sql::<MoodType>())
+            .get_result(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: select: {e}"));
+        assert_eq!(echoed, Mood::Sad, "round {round}");
     }
     // On a standby too (read-your-writes waits for it to catch up, else runs on the
     // primary): the standby's OIDs are the primary's, the session looks them up itself.
@@ -454,4 +461,52 @@ async fn async_custom_types_resolve_on_the_session_that_runs_them() {
 struct MoodRow {
     #[diesel(sql_type = MoodType)]
     m: Mood,
+}
+
+/// A query with a static query id is prepared once per server session, under its type, as
+/// the inner connection would prepare the query itself: the same statement sent through the
+/// wrapper and then straight through its inner connection is prepared once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn async_static_queries_are_prepared_by_type_as_the_inner_connection_does() {
+    use diesel::connection::InstrumentationEvent;
+    use std::sync::{Arc, Mutex};
+    let (cluster, db) = fresh_db("akeyed");
+    let mut conn = aconnect(&url(&[cluster.primary_port()], &db, "")).await;
+    let prepared = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&prepared);
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+            seen.lock().unwrap().push(sql.to_owned());
+        }
+    });
+    macro_rules! name {
+        ($conn:expr) => {
+            users::table
+                .find(2)
+                .select(users::name)
+                .get_result::<String>($conn)
+                .await
+                .unwrap()
+        };
+    }
+    for _ in 0..3 {
+        assert_eq!(name!(&mut conn), "bob");
+    }
+    let inner = conn.primary_connection().await.unwrap();
+    assert_eq!(name!(inner), "bob");
+    let once = prepared.lock().unwrap().clone();
+    assert_eq!(once.len(), 1, "prepared once: {once:#?}");
+    // A query without a static id is keyed by its text: prepared once too.
+    for _ in 0..3 {
+        let found: i32 = users::table
+            .into_boxed()
+            .filter(users::name.eq("bob"))
+            .select(users::id)
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(found, 2);
+    }
+    let twice = prepared.lock().unwrap().clone();
+    assert_eq!(twice.len(), 2, "each statement prepared once: {twice:#?}");
 }

@@ -144,12 +144,17 @@ pub(crate) mod sealed {
 
         /// Renders `source` once (its SQL is `sql`: the wrapper renders it, or remembers
         /// it for a query with a static id), with what the wrapper knows of the backend's
-        /// types.
+        /// types. `safe_to_cache`: whether `source` may be kept as a prepared statement,
+        /// when the wrapper knows it.
         fn render<T: QueryFragment<Self::Db> + diesel::query_builder::QueryId>(
             source: &T,
             sql: std::sync::Arc<str>,
+            safe_to_cache: Option<bool>,
             extra: &mut Self::Extra,
         ) -> QueryResult<Self::Rendered>;
+
+        /// Takes back a rendering whose statement is over, to use its memory again.
+        fn recycle(rendered: Self::Rendered, extra: &mut Self::Extra);
 
         /// Reads `rows` to their end, and gives them back: only then has the server
         /// finished the statement (committed it, outside a transaction). diesel-async's

@@ -15,7 +15,7 @@ use diesel_async::{
 };
 use futures_util::future::BoxFuture;
 
-use super::async_shell::{PrimaryOp, PrimaryOut};
+use super::async_shell::{execute_fn, load_fn, PrimaryOp, PrimaryOut};
 use super::lifecycle::PingStep;
 use super::{missing_session, MultiHostConnection};
 use crate::multihost::backend::AsyncHostConnection;
@@ -46,14 +46,18 @@ impl<C: AsyncHostConnection> MultiHostConnection<C> {
             Some(class) => class,
             None => self.classify_rendered(id, &sql),
         };
+        // A remembered SQL is that of a query safe to cache.
+        let mut safe_to_cache = known_sql.is_some().then_some(true);
         if let (Some(id), None) = (id, &known_sql) {
             // Diesel's rule for keying a prepared statement by type: the SQL of a query
             // with a static id that is safe to cache is the same every time.
-            if source.is_safe_to_cache_prepared(&C::Db::default())? {
+            let safe = source.is_safe_to_cache_prepared(&C::Db::default())?;
+            if safe {
                 self.ctx.cache.remember_sql(id, Arc::clone(&sql));
             }
+            safe_to_cache = Some(safe);
         }
-        let rendered = C::render(source, sql, &mut self.extra)?;
+        let rendered = C::render(source, sql, safe_to_cache, &mut self.extra)?;
         Ok((class, rendered))
     }
 }
@@ -85,9 +89,10 @@ impl<C: AsyncHostConnection> AsyncConnectionCore for MultiHostConnection<C> {
         let query = source.as_query();
         let begun = self.begin_async(&query);
         drop(query);
+        let send = load_fn::<C, T::Query>();
         Box::pin(async move {
             let (class, rendered) = begun?;
-            self.load_async(class, rendered).await
+            self.load_async(class, rendered, send).await
         })
     }
 
@@ -100,16 +105,18 @@ impl<C: AsyncHostConnection> AsyncConnectionCore for MultiHostConnection<C> {
     {
         let begun = self.begin_async(&source);
         drop(source);
+        let execute = execute_fn::<C, T>();
         Box::pin(async move {
             let (class, mut rendered) = begun?;
             let out = self
                 .run_on_primary_async(
                     class,
-                    PrimaryOp::Execute(&mut rendered),
+                    PrimaryOp::Execute(&mut rendered, execute),
                     Some(PrimaryOut::Count(0)),
                 )
-                .await?;
-            match out {
+                .await;
+            C::recycle(rendered, &mut self.extra);
+            match out? {
                 PrimaryOut::Count(count) => Ok(count),
                 _ => Err(missing_session()),
             }

@@ -11,8 +11,10 @@
 //! that the statement's outcome is unknown (its transaction is lost, its session state
 //! gone), and nothing is sent again on its behalf.
 
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
+use diesel::query_builder::QueryId;
 use diesel::result::{DatabaseErrorKind, Error, QueryResult};
 use diesel_async::{AsyncConnectionCore, SimpleAsyncConnection, TransactionManager};
 
@@ -22,6 +24,7 @@ use super::{
     Ready, Slot,
 };
 use crate::multihost::backend::position_of;
+use crate::multihost::backend::rendered::Keyed;
 use crate::multihost::backend::AsyncHostConnection;
 use crate::multihost::classify::Classification;
 use crate::multihost::core::{DieselTx, Outcome, Route, Statement, Via};
@@ -30,10 +33,72 @@ use crate::multihost::topology::tasks::Shared;
 use crate::multihost::topology::{DiscoveryError, HostStatus};
 use crate::multihost::url::ConnectionString;
 
+/// Gives a rendering to a session's `load`: under the static query id of the query it was
+/// rendered from when that query has one (see [`Keyed`]), else with none. (The third
+/// argument only names the `'query` lifetime of the rows: a future of this connection
+/// that holds the function must not depend on it.)
+pub(super) type LoadFn<C> =
+    for<'c, 'query> fn(
+        &'c mut C,
+        <C as crate::multihost::backend::sealed::AsyncWrapped>::Rendered,
+        PhantomData<&'query ()>,
+    ) -> <C as AsyncConnectionCore>::LoadFuture<'c, 'query>;
+
+/// [`LoadFn`] for `execute_returning_count`.
+pub(super) type ExecuteFn<C> = for<'c> fn(
+    &'c mut C,
+    <C as crate::multihost::backend::sealed::AsyncWrapped>::Rendered,
+)
+    -> <C as AsyncConnectionCore>::ExecuteFuture<'c, 'static>;
+
+/// The [`LoadFn`] of a query of type `Q`.
+pub(super) fn load_fn<C: AsyncHostConnection, Q: QueryId>() -> LoadFn<C> {
+    if Q::HAS_STATIC_QUERY_ID {
+        load_keyed::<C, Q::QueryId>
+    } else {
+        load_plain::<C>
+    }
+}
+
+/// The [`ExecuteFn`] of a query of type `Q`.
+pub(super) fn execute_fn<C: AsyncHostConnection, Q: QueryId>() -> ExecuteFn<C> {
+    if Q::HAS_STATIC_QUERY_ID {
+        execute_keyed::<C, Q::QueryId>
+    } else {
+        AsyncConnectionCore::execute_returning_count::<C::Rendered>
+    }
+}
+
+/// `load` of a rendering under the static query id `I`.
+fn load_keyed<'c, 'query, C: AsyncHostConnection, I: 'static>(
+    conn: &'c mut C,
+    rendered: C::Rendered,
+    _: PhantomData<&'query ()>,
+) -> C::LoadFuture<'c, 'query> {
+    AsyncConnectionCore::load(conn, Keyed::<_, I>::new(rendered))
+}
+
+/// `load` of a rendering without a static query id.
+fn load_plain<'c, 'query, C: AsyncHostConnection>(
+    conn: &'c mut C,
+    rendered: C::Rendered,
+    _: PhantomData<&'query ()>,
+) -> C::LoadFuture<'c, 'query> {
+    AsyncConnectionCore::load(conn, rendered)
+}
+
+/// `execute_returning_count` of a rendering under the static query id `I`.
+fn execute_keyed<'c, C: AsyncHostConnection, I: 'static>(
+    conn: &'c mut C,
+    rendered: C::Rendered,
+) -> C::ExecuteFuture<'c, 'static> {
+    AsyncConnectionCore::execute_returning_count(conn, Keyed::<_, I>::new(rendered))
+}
+
 /// What a statement on the primary does.
-pub(super) enum PrimaryOp<'a, Q> {
+pub(super) enum PrimaryOp<'a, C: AsyncHostConnection> {
     /// `execute_returning_count` of a rendered query.
-    Execute(&'a mut Q),
+    Execute(&'a mut C::Rendered, ExecuteFn<C>),
     /// `batch_execute`.
     Batch(&'a str),
     /// Asks the primary its position (for a causal token).
@@ -62,22 +127,25 @@ fn closed_session() -> Error {
 async fn run_op<C: AsyncHostConnection>(
     conn: &mut C,
     extra: &mut C::Extra,
-    op: &mut PrimaryOp<'_, C::Rendered>,
+    op: &mut PrimaryOp<'_, C>,
 ) -> QueryResult<PrimaryOut> {
     match op {
-        PrimaryOp::Execute(query) => {
+        PrimaryOp::Execute(query, execute) => {
             if C::needs_resolving(query) {
-                conn.resolve(query, extra).await?;
+                // Boxed: the lookups' state is large, and rarely needed.
+                Box::pin(conn.resolve(query, extra)).await?;
             }
             let query = (**query).clone();
-            AsyncConnectionCore::execute_returning_count(conn, query)
-                .await
-                .map(PrimaryOut::Count)
+            execute(conn, query).await.map(PrimaryOut::Count)
         }
-        PrimaryOp::Batch(sql) => SimpleAsyncConnection::batch_execute(conn, sql)
+        // Boxed: its state would otherwise be part of every `execute_returning_count`'s.
+        PrimaryOp::Batch(sql) => Box::pin(SimpleAsyncConnection::batch_execute(conn, sql))
             .await
             .map(|()| PrimaryOut::Unit),
-        PrimaryOp::Position => position_of(conn.observe().await?).map(PrimaryOut::Position),
+        // Boxed, as rarely needed: the state of every statement would carry it.
+        PrimaryOp::Position => {
+            position_of(Box::pin(conn.observe()).await?).map(PrimaryOut::Position)
+        }
         PrimaryOp::Touch => Ok(PrimaryOut::Unit),
     }
 }
@@ -162,7 +230,7 @@ impl<C: AsyncHostConnection> MultiHostConnection<C> {
     pub(super) async fn run_on_primary_async(
         &mut self,
         class: Classification,
-        mut op: PrimaryOp<'_, C::Rendered>,
+        mut op: PrimaryOp<'_, C>,
         absorbed: Option<PrimaryOut>,
     ) -> QueryResult<PrimaryOut> {
         self.settle();
@@ -228,6 +296,7 @@ impl<C: AsyncHostConnection> MultiHostConnection<C> {
         &'conn mut self,
         class: Classification,
         mut query: C::Rendered,
+        send: LoadFn<C>,
     ) -> QueryResult<C::Stream<'conn, 'query>> {
         let st = Statement {
             class,
@@ -245,9 +314,12 @@ impl<C: AsyncHostConnection> MultiHostConnection<C> {
 
         let mut attempt = AsyncLoad {
             query: &mut query,
-            _rows: std::marker::PhantomData,
+            send,
+            _rows: PhantomData,
         };
-        load_attempts(ctx, primary, standby, spare, extra, st, &mut attempt).await
+        let rows = load_attempts(ctx, primary, standby, spare, extra, st, &mut attempt).await;
+        C::recycle(query, extra);
+        rows
     }
 }
 
@@ -255,7 +327,8 @@ impl<C: AsyncHostConnection> MultiHostConnection<C> {
 /// flight while it runs (a future dropped there leaves the mark for `settle`).
 struct AsyncLoad<'a, 'query, C: AsyncHostConnection> {
     query: &'a mut C::Rendered,
-    _rows: std::marker::PhantomData<&'query ()>,
+    send: LoadFn<C>,
+    _rows: PhantomData<&'query ()>,
 }
 
 impl<'query, C: AsyncHostConnection> LoadAttempt<C> for AsyncLoad<'_, 'query, C> {
@@ -273,17 +346,19 @@ impl<'query, C: AsyncHostConnection> LoadAttempt<C> for AsyncLoad<'_, 'query, C>
         route: Route,
         slot: Slot,
     ) -> (QueryResult<C::Stream<'conn, 'query>>, Outcome) {
-        attempt_load(ctx, conn, extra, self.query, st, route, slot).await
+        attempt_load(ctx, conn, extra, self.query, self.send, st, route, slot).await
     }
 }
 
 /// One attempt of a read on `conn`: not sent when the session is closed; otherwise marked
 /// in flight while it runs. Returns the result and its outcome.
+#[allow(clippy::too_many_arguments)]
 async fn attempt_load<'conn, 'query, C: AsyncHostConnection>(
     ctx: &mut super::Ctx<C>,
     conn: &'conn mut C,
     extra: &mut C::Extra,
     query: &mut C::Rendered,
+    send: LoadFn<C>,
     st: Statement,
     route: Route,
     slot: Slot,
@@ -292,7 +367,7 @@ async fn attempt_load<'conn, 'query, C: AsyncHostConnection>(
         return (Err(closed_session()), Outcome::NotSent);
     }
     ctx.in_flight = Some(InFlight { st, route, slot });
-    let mut result = load_on(conn, extra, query).await;
+    let mut result = load_on(conn, extra, query, send).await;
     if !st.class.read_only {
         // A statement that may write is acknowledged once the server has finished it (its
         // commit included), not at its first row.
@@ -310,9 +385,11 @@ async fn load_on<'conn, 'query, C: AsyncHostConnection>(
     conn: &'conn mut C,
     extra: &mut C::Extra,
     query: &mut C::Rendered,
+    send: LoadFn<C>,
 ) -> QueryResult<C::Stream<'conn, 'query>> {
     if C::needs_resolving(query) {
-        conn.resolve(query, extra).await?;
+        // Boxed: the lookups' state is large, and rarely needed.
+        Box::pin(conn.resolve(query, extra)).await?;
     }
-    AsyncConnectionCore::load(conn, query.clone()).await
+    send(conn, query.clone(), PhantomData).await
 }

@@ -188,17 +188,43 @@ impl Plan {
 /// with the monitor's I/O. Touches only `ctx`, `primary` and `standby`, so that it can run
 /// while a cursor borrows another session. `standby`: where to install a standby session
 /// opened for this statement (only for reads).
+///
+/// The place is nearly always ready at once: that is decided here without awaiting; the
+/// steps that take I/O run in a future of their own, boxed, so that the future of every
+/// statement does not carry the (large) state of connecting and waiting.
 pub(super) async fn prepare<C: HostConnection>(
+    ctx: &mut Ctx<C>,
+    primary: &mut Option<C>,
+    standby: Option<&mut Option<C>>,
+    st: &Statement,
+    standby_ok: bool,
+) -> Result<Ready, Error> {
+    let mut plan = Plan::default();
+    let step = plan.next(ctx, st, standby_ok, primary.is_some(), standby.is_some());
+    match step {
+        Step::Ready(ready) => Ok(ready),
+        Step::Fail(error) => Err(error),
+        step => {
+            Box::pin(prepare_with_io(
+                ctx, primary, standby, st, standby_ok, plan, step,
+            ))
+            .await
+        }
+    }
+}
+
+/// [`prepare`] from a step that takes I/O.
+async fn prepare_with_io<C: HostConnection>(
     ctx: &mut Ctx<C>,
     primary: &mut Option<C>,
     mut standby: Option<&mut Option<C>>,
     st: &Statement,
     standby_ok: bool,
+    mut plan: Plan,
+    mut step: Step,
 ) -> Result<Ready, Error> {
     let shared = std::sync::Arc::clone(&ctx.shared);
-    let mut plan = Plan::default();
     loop {
-        let step = plan.next(ctx, st, standby_ok, primary.is_some(), standby.is_some());
         match step {
             Step::Ready(ready) => return Ok(ready),
             Step::Fail(error) => return Err(error),
@@ -241,6 +267,7 @@ pub(super) async fn prepare<C: HostConnection>(
                 }
             }
         }
+        step = plan.next(ctx, st, standby_ok, primary.is_some(), standby.is_some());
     }
 }
 

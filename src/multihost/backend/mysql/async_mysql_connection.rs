@@ -13,13 +13,12 @@
 use std::time::Duration;
 
 use diesel::mysql::{Mysql, MysqlQueryBuilder};
-use diesel::query_builder::bind_collector::RawBytesBindCollector;
 use diesel::query_builder::{QueryBuilder, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error, QueryResult};
 use diesel_async::{AsyncConnectionCore, AsyncMysqlConnection, RunQueryDsl};
 
 use super::{observation, Variable, OBSERVE};
-use crate::multihost::backend::rendered::Rendered;
+use crate::multihost::backend::rendered::{BindBuffer, Rendered};
 use crate::multihost::backend::{drain_boxed, sealed, HostConnection};
 use crate::multihost::connection::InnerSettings;
 use crate::multihost::core::Outcome;
@@ -63,7 +62,7 @@ impl sealed::Common for AsyncMysqlConnection {
     type Db = Mysql;
     type Monitor = tasks::Shared<Self>;
     type TxState = diesel_async::AnsiTransactionManager;
-    type Extra = ();
+    type Extra = BindBuffer<Mysql>;
 
     fn render_sql<T: QueryFragment<Mysql>>(source: &T) -> QueryResult<String> {
         render_sql(source)
@@ -124,11 +123,21 @@ impl sealed::AsyncWrapped for AsyncMysqlConnection {
     fn render<T: QueryFragment<Mysql> + QueryId>(
         source: &T,
         sql: std::sync::Arc<str>,
-        _extra: &mut (),
+        safe_to_cache: Option<bool>,
+        buffer: &mut BindBuffer<Mysql>,
     ) -> QueryResult<MysqlRendered> {
-        let mut binds = RawBytesBindCollector::<Mysql>::new();
-        source.collect_binds(&mut binds, &mut (), &Mysql)?;
-        Rendered::new(source, sql, binds, ())
+        let mut binds = buffer.take();
+        let collector =
+            std::sync::Arc::get_mut(&mut binds).expect("a kept collector is not shared");
+        if let Err(error) = source.collect_binds(collector, &mut (), &Mysql) {
+            buffer.put(binds);
+            return Err(error);
+        }
+        Rendered::new(source, sql, safe_to_cache, binds, ())
+    }
+
+    fn recycle(rendered: MysqlRendered, buffer: &mut BindBuffer<Mysql>) {
+        buffer.put(rendered.into_binds());
     }
 
     fn drain<'conn, 'query>(
@@ -146,7 +155,7 @@ impl sealed::AsyncWrapped for AsyncMysqlConnection {
     async fn resolve<'a>(
         &'a mut self,
         _rendered: &'a mut MysqlRendered,
-        _extra: &'a mut (),
+        _extra: &'a mut BindBuffer<Mysql>,
     ) -> QueryResult<()> {
         Ok(())
     }

@@ -29,7 +29,7 @@ use diesel_async::{AsyncConnectionCore, AsyncPgConnection, RunQueryDsl};
 use tokio_postgres::error::SqlState;
 
 use super::{render_sql, ObserveRow, OBSERVE};
-use crate::multihost::backend::rendered::Rendered;
+use crate::multihost::backend::rendered::{BindBuffer, Rendered};
 use crate::multihost::backend::{drain_boxed, sealed, HostConnection};
 use crate::multihost::connection::InnerSettings;
 use crate::multihost::core::Outcome;
@@ -37,10 +37,11 @@ use crate::multihost::topology::state::Observation;
 use crate::multihost::topology::{tasks, HostFailure};
 use crate::multihost::url::{ConnectionString, Host};
 
-/// The OIDs of the custom types a connection has met, by schema and name: `(type, array)`.
+/// The OIDs of the custom types a connection has met, by schema and name: `(type, array)`;
+/// and the bind collector of the next statement.
 #[derive(Debug, Default)]
 #[allow(unreachable_pub)]
-pub struct TypeOids(HashMap<TypeName, (u32, u32)>);
+pub struct TypeOids(HashMap<TypeName, (u32, u32)>, BindBuffer<Pg>);
 
 /// A query rendered once, with the custom types still to look up.
 type PgRendered = Rendered<Pg, Option<Box<Unresolved>>>;
@@ -91,21 +92,26 @@ impl PgMetadataLookup for Lookup {
 /// hands out in practice, and never 0 (the first rendering's placeholder).
 const PLACEHOLDER_BASE: u32 = 0xF000_0000;
 
-/// Collects the binds of `source`; returns them with the types `known` did not hold.
+/// Collects the binds of `source` (into the connection's kept collector); returns them with
+/// the types `known` did not hold.
 fn collect<T: QueryFragment<Pg> + ?Sized>(
     source: &T,
     known: &mut TypeOids,
     next: Option<u32>,
-) -> QueryResult<(RawBytesBindCollector<Pg>, TypeMap)> {
-    let mut binds = RawBytesBindCollector::<Pg>::new();
+) -> QueryResult<(Arc<RawBytesBindCollector<Pg>>, TypeMap)> {
+    let mut binds = known.1.take();
     let mut lookup = Lookup {
         known: std::mem::take(&mut known.0),
         missing: HashMap::new(),
         next,
     };
-    let result = source.collect_binds(&mut binds, &mut lookup, &Pg);
+    let collector = Arc::get_mut(&mut binds).expect("a kept collector is not shared");
+    let result = source.collect_binds(collector, &mut lookup, &Pg);
     known.0 = lookup.known;
-    result?;
+    if let Err(error) = result {
+        known.1.put(binds);
+        return Err(error);
+    }
     Ok((binds, lookup.missing))
 }
 
@@ -114,11 +120,12 @@ fn collect<T: QueryFragment<Pg> + ?Sized>(
 fn render<T: QueryFragment<Pg> + ?Sized>(
     source: &T,
     sql: Arc<str>,
+    safe_to_cache: Option<bool>,
     known: &mut TypeOids,
 ) -> QueryResult<PgRendered> {
     let (zero, missing) = collect(source, known, None)?;
     if missing.is_empty() {
-        return Rendered::new(source, sql, zero, None);
+        return Rendered::new(source, sql, safe_to_cache, zero, None);
     }
     // Again with distinct placeholders: a byte position holding 0 the first time and a
     // placeholder the second time is a placeholder OID inside a value.
@@ -141,7 +148,14 @@ fn render<T: QueryFragment<Pg> + ?Sized>(
         types: missing.into_iter().collect(),
         locations,
     };
-    Rendered::new(source, sql, distinct, Some(Box::new(unresolved)))
+    known.1.put(zero);
+    Rendered::new(
+        source,
+        sql,
+        safe_to_cache,
+        distinct,
+        Some(Box::new(unresolved)),
+    )
 }
 
 #[derive(QueryableByName)]
@@ -294,9 +308,14 @@ impl sealed::AsyncWrapped for AsyncPgConnection {
     fn render<T: QueryFragment<Pg> + QueryId>(
         source: &T,
         sql: Arc<str>,
+        safe_to_cache: Option<bool>,
         extra: &mut TypeOids,
     ) -> QueryResult<PgRendered> {
-        render(source, sql, extra)
+        render(source, sql, safe_to_cache, extra)
+    }
+
+    fn recycle(rendered: PgRendered, extra: &mut TypeOids) {
+        extra.1.put(rendered.into_binds());
     }
 
     fn drain<'conn, 'query>(
