@@ -3,7 +3,7 @@
 //! be `Send` while a Diesel query need not be; a read that fails on a standby runs again on
 //! the primary from the same rendering. The SQL and the binds are shared (`Arc`), so that
 //! giving the rendering to a session costs no copy; the SQL of a query with a static query
-//! id is rendered once per connection (see `MultiHostConnection::render_async`).
+//! id is rendered once per connection (see `begin_async` in `connection/async_impls.rs`).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
